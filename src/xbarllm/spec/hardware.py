@@ -1,0 +1,185 @@
+"""Hardware spec: the crossbar chip as typed data, loaded from YAML presets or user files.
+
+Structure (counts, sizes, bit widths) lives in the sections `compute`, `dense`, `caches`, `chip`;
+component figures (area, later energy) live in `components`, one entry each with its source.
+Every structural field must have an entry in `sources`.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+
+from xbarllm.errors import XbarError, from_validation
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ComputeCrossbar(_Strict):
+    """Computation crossbar: fixed resistors switched by activation digits; weights enter via DACs."""
+
+    rows: PositiveInt = Field(description="rows, each driven by one DAC")
+    cols: PositiveInt = Field(description="columns; an activation uses a (+,-) column pair")
+    encoding_s: int = Field(ge=1, le=8, description="S: activations in balanced base 2^(S+1)-1, S rows each")
+    act_bits: int = Field(ge=2, le=16, description="activation bit width (symmetric INT)")
+    weight_bits: int = Field(ge=1, le=16, description="DAC resolution = weight bit width")
+    adc_bits: PositiveInt = Field(description="resolution of the shared ADC")
+    cols_per_adc: PositiveInt = Field(description="columns time-shared by one ADC")
+    d_c: PositiveInt = Field(description="column duplication: activations processed in parallel per crossbar")
+    n_crossbars: PositiveInt = Field(description="computation crossbars on the chip")
+
+    @model_validator(mode="after")
+    def _check(self) -> ComputeCrossbar:
+        if self.rows < self.encoding_s:
+            raise ValueError(f"encoding_s ({self.encoding_s}) needs at least that many rows ({self.rows})")
+        if self.d_c > self.cols // 2:
+            raise ValueError(f"d_c ({self.d_c}) exceeds the {self.cols // 2} (+,-) column pairs "
+                             f"of a {self.cols}-column crossbar")
+        if self.cols % self.cols_per_adc:
+            raise ValueError(f"cols_per_adc ({self.cols_per_adc}) does not divide cols ({self.cols})")
+        return self
+
+
+class DenseCrossbar(_Strict):
+    """Dense crossbar: a memory bank of multi-bit memristors, read one column at a time."""
+
+    rows: PositiveInt
+    cols: PositiveInt
+    bits_per_cell: int = Field(ge=1, le=8)
+    register_count: PositiveInt
+    register_bits: PositiveInt
+
+    @property
+    def capacity_bits(self) -> int:
+        """Bits one dense crossbar stores."""
+        return self.rows * self.cols * self.bits_per_cell
+
+
+class Caches(_Strict):
+    """On-chip caches of Fig. 10 / Table 5, in KiB, and the column width of a T1/T2 phase."""
+
+    d1_kib: PositiveFloat
+    d2_kib: PositiveFloat
+    t1_kib: PositiveFloat
+    t2_kib: PositiveFloat
+    s_kib: PositiveFloat
+    ck_cols: PositiveInt = Field(description="columns of Q/K/V/R held in T1/T2 per phase")
+
+    def capacity_bytes(self, name: str) -> int:
+        """Capacity of cache `name` (D1, D2, T1, T2 or S) in bytes."""
+        return int(getattr(self, f"{name.lower()}_kib") * 1024)
+
+
+class Chip(_Strict):
+    area_cap_mm2: PositiveFloat = Field(description="largest area one chip may have")
+    stacked_layers: PositiveInt = Field(description="3D-stacked layers per chip (area cap applies per layer)")
+
+
+class Component(_Strict):
+    """One circuit component: its figures and where they come from."""
+
+    area_um2: float = Field(ge=0)
+    energy_pj: float | None = Field(None, ge=0, description="energy per access or conversion")
+    basis: Literal["taken", "derived", "assumed"]
+    source: str = Field(min_length=8)
+
+
+REQUIRED_COMPONENTS = ("adc8", "dac8", "resistor_cell", "control_register_bit", "shift_add", "f_unit",
+                       "encoder", "sqrt_div", "memristor_cell", "dac1", "adc2_sense", "cache_bit")
+
+
+class HardwareSpec(_Strict):
+    """A whole chip: crossbars, caches, chip limits and component figures, each with a source."""
+
+    name: str
+    description: str = ""
+    node_nm: PositiveInt
+    compute: ComputeCrossbar
+    dense: DenseCrossbar
+    caches: Caches
+    chip: Chip
+    sources: dict[str, str]
+    components: dict[str, Component]
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> HardwareSpec:
+        missing = [p for p in structural_fields(self) if not self.sources.get(p)]
+        if missing:
+            raise ValueError(f"sources: no source given for {', '.join(missing)}")
+        unknown = sorted(set(self.sources) - set(structural_fields(self)))
+        if unknown:
+            raise ValueError(f"sources: names no field: {', '.join(unknown)}")
+        absent = [c for c in REQUIRED_COMPONENTS if c not in self.components]
+        if absent:
+            raise ValueError(f"components: missing {', '.join(absent)}")
+        return self
+
+    def with_updates(self, updates: dict[str, object]) -> HardwareSpec:
+        """A copy with dotted-path fields replaced (e.g. {'compute.d_c': 8}), validated again."""
+        data = self.model_dump()
+        for path, value in updates.items():
+            node = data
+            *parents, leaf = path.split(".")
+            for p in parents:
+                if not isinstance(node.get(p), dict):
+                    raise XbarError(f"{self.name}: {path}: unknown field")
+                node = node[p]
+            if leaf not in node:
+                raise XbarError(f"{self.name}: {path}: unknown field")
+            node[leaf] = value
+        try:
+            return HardwareSpec.model_validate(data)
+        except ValidationError as e:
+            raise from_validation(self.name, e) from None
+
+
+def structural_fields(spec: HardwareSpec) -> list[str]:
+    """Dotted names of every structural knob (everything but name, text, sources and components)."""
+    out = ["node_nm"]
+    for section in ("compute", "dense", "caches", "chip"):
+        out += [f"{section}.{f}" for f in type(getattr(spec, section)).model_fields]
+    return out
+
+
+_PRESET_DIR = "spec/presets/hardware"
+
+
+def hardware_presets() -> list[str]:
+    """Names of the hardware presets shipped with the package."""
+    root = resources.files("xbarllm") / _PRESET_DIR
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_hardware(name_or_path: str | Path = "proposed") -> HardwareSpec:
+    """Load a hardware spec from a preset name or a YAML file; errors name the file and field."""
+    text = str(name_or_path)
+    if text in hardware_presets():
+        where, raw = text, (resources.files("xbarllm") / _PRESET_DIR / f"{text}.yaml").read_text()
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise XbarError(f"unknown hardware '{text}': not a file, and not a preset "
+                            f"(presets: {', '.join(hardware_presets())})")
+        where = str(path)
+        try:
+            raw = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise XbarError(f"{where}: cannot read ({e})") from None
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise XbarError(f"{where}: not valid YAML{at}") from None
+    if not isinstance(data, dict):
+        raise XbarError(f"{where}: expected a mapping of fields at the top level")
+    try:
+        return HardwareSpec.model_validate(data)
+    except ValidationError as e:
+        raise from_validation(where, e) from None
