@@ -140,11 +140,14 @@ def from_hf_config(cfg: Any, name: str) -> ModelSpec:
         raise XbarError(f"{name}: model_type '{cfg.model_type}' is not supported "
                         f"(supported: {', '.join(sorted(_ARCHS))})")
     d, n_heads = cfg.hidden_size, cfg.num_attention_heads
+    for field, v in (("hidden_size", d), ("num_attention_heads", n_heads)):
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise XbarError(f"{name}: {field}: must be a positive integer, got {v!r}")
     explicit_hd = getattr(cfg, "d_kv", None) if cfg.model_type == "t5" else None
     head_dim = explicit_hd or getattr(cfg, "head_dim", None)
     if not head_dim or (explicit_hd is None and head_dim * n_heads != d):
         # head_dim is derived as d_model / heads: the heads must divide d_model.
-        if not isinstance(d, int) or not isinstance(n_heads, int) or n_heads <= 0 or d <= 0 or d % n_heads:
+        if d % n_heads:
             raise XbarError(f"{name}: num_attention_heads ({n_heads}) does not divide "
                             f"hidden_size ({d})")
         head_dim = d // n_heads
@@ -245,4 +248,4 @@ def load_model(name_or_path: str | Path) -> ModelSpec:
     if not path.exists():
         raise XbarError(f"unknown model '{text}': not a file, and not a preset "
                         f"(presets: {', '.join(model_presets())})")
-    return from_hf_config(_hf_config_from_path(path), path.stem if path.is_file() else path.name)
+    return from_hf_config(_hf_config_from_path(path), str(path))

@@ -1,0 +1,180 @@
+"""The `xbarllm` command line: a thin layer over the library. Bad input -> one line, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xbarllm.errors import XbarError
+
+try:  # typer >= 0.2x vendors its own copy of click; older releases raise click's exceptions
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover
+    _typer_click = click.exceptions
+_USAGE_ERRORS = (click.exceptions.ClickException, _typer_click.ClickException)
+_HELP_ONLY = (click.exceptions.NoArgsIsHelpError, _typer_click.NoArgsIsHelpError)
+_EXITS = (click.exceptions.Exit, typer.Exit)
+_ABORTS = (click.exceptions.Abort, typer.Abort)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Area, energy, latency and accuracy of transformers on memristor crossbars.")
+out = Console()
+err = Console(stderr=True)
+
+
+class PhaseOpt(str, Enum):
+    prefill = "prefill"
+    decode = "decode"
+
+
+def _si(x: float) -> str:
+    """Engineering notation: 1.23 G, 45.6 M, ..."""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {unit}"
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def _exact(v: Any) -> str:
+    """Exact integers with thousands separators; floats to 4 significant digits."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"
+
+
+def _table(title: str, rows: list[dict[str, Any]]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in rows[0] if rows else []:
+        t.add_column(col, justify="left" if col in ("block", "cache", "item", "part") else "right")
+    for r in rows:
+        t.add_row(*(v if isinstance(v, str) else _si(v) if isinstance(v, (int, float)) else str(v)
+                    for v in r.values()))
+    return t
+
+
+def _jsonable(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if o is None or str(o) == "<NA>":
+        return None
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_table_atomic(df: Any, path: Path) -> None:
+    """Write a DataFrame to .csv or .parquet via a temporary file, so a failure leaves no partial file."""
+    suffix = path.suffix.lower()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _check_out(path: Path | None) -> None:
+    if path is None:
+        return
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise XbarError(f"--out: {path}: use a .csv or .parquet file name")
+    if not path.parent.is_dir():
+        raise XbarError(f"--out: {path}: directory {path.parent} does not exist")
+
+
+@app.command("map")
+def map_cmd(
+    model: Annotated[str, typer.Argument(help="model preset name, config.json, model directory or .gguf")],
+    hw: Annotated[str, typer.Option("--hw", help="hardware preset name or YAML file")] = "proposed",
+    seq_len: Annotated[int, typer.Option("--seq-len", help="tokens per sequence (prefill), "
+                                         "or encoder tokens (encoder-decoder)")] = 256,
+    phase: Annotated[PhaseOpt, typer.Option("--phase", help="prefill or decode")] = PhaseOpt.prefill,
+    context: Annotated[int | None, typer.Option("--context", help="decode: keys attended, "
+                                                "own token included (default: seq-len)")] = None,
+    batch: Annotated[int, typer.Option("--batch", help="sequences per pass")] = 1,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write per-op rows to .csv or .parquet")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")] = False,
+) -> None:
+    """Compile MODEL into F(X·Y) sub-operations and map them onto the crossbar chip."""
+    from xbarllm.mapping import by_block, map_workload
+    from xbarllm.spec import load_hardware, load_model
+    from xbarllm.workload import build
+
+    _check_out(out_file)
+    spec, hardware = load_model(model), load_hardware(hw)
+    table = build(spec, seq_len=seq_len, phase=phase.value, batch=batch, context=context)
+    mapped = map_workload(table, hardware)
+    if out_file is not None:
+        write_table_atomic(mapped.ops, out_file)
+    head = {k: table.attrs[k] for k in ("model", "phase", "seq_len", "context", "batch")}
+    if as_json:
+        obj = {**head, "hardware": hardware.name, "params": table.attrs["params"],
+               "totals": mapped.totals, "area_um2": mapped.area_um2,
+               "caches": mapped.caches.to_dict(orient="records"),
+               "ops": mapped.ops.to_dict(orient="records")}
+        print(json.dumps(obj, default=_jsonable))
+        return
+    out.print(f"[bold]{spec.name}[/] on [bold]{hardware.name}[/]: "
+              + ", ".join(f"{k}={v}" for k, v in head.items() if k != "model"))
+    out.print(_table("Per block", by_block(mapped.ops).to_dict(orient="records")))
+    t = mapped.totals
+    out.print(_table("Totals", [{"item": k, "value": _exact(v)} for k, v in t.items()]))
+    out.print(_table("Caches (Table 5 need vs capacity, bytes)",
+                     [{k: ("-" if str(v) == "<NA>" else v) for k, v in r.items()}
+                      for r in mapped.caches.to_dict(orient="records")]))
+    out.print(_table("Area (mm²)", [{"part": k, "mm2": v / 1e6} for k, v in mapped.area_um2.items()]))
+    if out_file is not None:
+        out.print(f"wrote {len(mapped.ops)} rows to {out_file}")
+
+
+@app.command("presets")
+def presets_cmd() -> None:
+    """List the model and hardware presets shipped with xbarllm."""
+    from xbarllm.spec.hardware import hardware_presets
+    from xbarllm.spec.model import model_presets
+
+    out.print("models:   " + ", ".join(model_presets()))
+    out.print("hardware: " + ", ".join(hardware_presets()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the app; bad input of any kind prints one line and exits 2."""
+    try:
+        app(args=argv, prog_name="xbarllm", standalone_mode=False)
+    except _EXITS as e:
+        return getattr(e, "exit_code", 0)
+    except _HELP_ONLY as e:  # bare `xbarllm` or a group without a command: show help
+        out.print(e.format_message(), highlight=False, markup=False)
+        return 0
+    except _USAGE_ERRORS as e:  # bad flag, bad value, missing argument, unknown command
+        err.print(f"error: {e.format_message()}", highlight=False, soft_wrap=True, markup=False)
+        return 2
+    except XbarError as e:
+        err.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
+        return 2
+    except _ABORTS:
+        err.print("aborted")
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script wrapper: exit with main()'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
