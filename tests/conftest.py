@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, BertModel, T5ForConditionalGeneration
 from torch.utils.flop_counter import FlopCounterMode
+from transformers import AutoConfig, AutoModelForCausalLM, BertModel, T5ForConditionalGeneration
 
 
 def meta_model(cfg):

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import tempfile
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +32,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-class PhaseOpt(str, Enum):
+class PhaseOpt(StrEnum):
     prefill = "prefill"
     decode = "decode"
 

@@ -127,7 +127,7 @@ def map_workload(table: pd.DataFrame, hw: HardwareSpec) -> Mapping:
     return Mapping(ops=ops, caches=caches, area_um2=area, totals=totals, hardware=hw)
 
 
-map = map_workload  # noqa: A001  - the name the issue gives: xbarllm.mapping.map(table, hardware)
+map = map_workload  # the name the issue gives: xbarllm.mapping.map(table, hardware)
 
 
 def by_block(ops: pd.DataFrame) -> pd.DataFrame:

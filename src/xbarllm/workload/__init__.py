@@ -56,7 +56,7 @@ def _plan(m: ModelSpec, phase: Phase, L: int, B: int, c: int, dec_len: int) -> l
     n, kv = (dec_len, dec_len) if phase == "prefill" else (1, c)
     tmpl = layer(m, "dec", B, n, kv, causal=phase == "prefill", cached=phase == "decode", enc_len=enc_len)
     parts.append(_stack(m, "dec", n_dec, tmpl))
-    parts.append(_single("dec", n_dec, norm(m, "ln_f", B * n, "D1") + [head(m, B * n)]))
+    parts.append(_single("dec", n_dec, [*norm(m, "ln_f", B * n, "D1"), head(m, B * n)]))
     return parts
 
 
