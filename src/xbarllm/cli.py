@@ -133,7 +133,7 @@ def map_cmd(
     t = mapped.totals
     out.print(_table("Totals", [{"item": k, "value": _exact(v)} for k, v in t.items()]))
     out.print(_table("Caches (Table 5 need vs capacity, bytes)",
-                     [{k: ("-" if str(v) == "<NA>" else v) for k, v in r.items()}
+                     [{k: ("-" if v is None or str(v) == "<NA>" else v) for k, v in r.items()}
                       for r in mapped.caches.to_dict(orient="records")]))
     out.print(_table("Area (mm²)", [{"part": k, "mm2": v / 1e6} for k, v in mapped.area_um2.items()]))
     if out_file is not None:
