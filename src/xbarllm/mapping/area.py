@@ -6,6 +6,8 @@ ADC/DAC area doubles per added bit. Component figures and their sources live in 
 
 from __future__ import annotations
 
+import math
+
 from xbarllm.mapping.encoding import digits
 from xbarllm.spec.hardware import HardwareSpec
 from xbarllm.workload.columns import CACHES
@@ -44,10 +46,20 @@ def dense_crossbar_um2(hw: HardwareSpec) -> dict[str, float]:
     }
 
 
+def link_count(hw: HardwareSpec) -> int:
+    """Buses needed between dense and computation crossbars to carry timing.dense_bw_gb_per_s."""
+    bus = hw.components["link_bus"]
+    bus_gb_per_s = (bus.rate_hz or 0) * (bus.width_bits or 0) / 8 / 1e9
+    if bus_gb_per_s <= 0:
+        raise ValueError("components.link_bus needs rate_hz and width_bits")
+    return math.ceil(hw.timing.dense_bw_gb_per_s / bus_gb_per_s)
+
+
 def chip_um2(hw: HardwareSpec, n_dense: int) -> dict[str, float]:
     """Area (µm²) of the whole design holding `n_dense` dense crossbars, by part."""
     cache_bits = sum(hw.caches.capacity_bytes(c) * 8 for c in CACHES)
     return {
+        "links": link_count(hw) * hw.components["link_bus"].area_um2,
         "compute_crossbars": hw.compute.n_crossbars * sum(compute_crossbar_um2(hw).values()),
         "dense_crossbars": n_dense * sum(dense_crossbar_um2(hw).values()),
         "caches": cache_bits * hw.components["cache_bit"].area_um2,

@@ -89,17 +89,29 @@ class Chip(_Strict):
     stacked_layers: PositiveInt = Field(description="3D-stacked layers per chip (area cap applies per layer)")
 
 
+class Timing(_Strict):
+    """Clock and bandwidths the paper leaves open or takes from Eq. 8."""
+
+    xbar_cycle_ns: PositiveFloat = Field(description="one crossbar read (one activation digit)")
+    adc_rate_gsps: PositiveFloat = Field(description="conversions per second of the shared ADC, in G/s")
+    cache_bw_gb_per_s: PositiveFloat = Field(description="B_a of Eq. 8: activation cache bandwidth")
+    dense_bw_gb_per_s: PositiveFloat = Field(description="B_w of Eq. 8: dense -> computation crossbar")
+
+
 class Component(_Strict):
-    """One circuit component: its figures and where they come from."""
+    """One circuit component: area, energy per event, rate, and where each figure comes from."""
 
     area_um2: float = Field(ge=0)
-    energy_pj: float | None = Field(None, ge=0, description="energy per access or conversion")
+    energy_pj: float = Field(ge=0, description="energy per event: conversion, cell read, bit, operation")
+    rate_hz: float | None = Field(None, gt=0, description="events per second, where it limits timing")
+    width_bits: int | None = Field(None, gt=0, description="bits per event, for buses")
     basis: Literal["taken", "derived", "assumed"]
-    source: str = Field(min_length=8)
+    source: str = Field(min_length=8, description="where the area (and rate) comes from")
+    energy_source: str = Field(min_length=8, description="where the energy comes from")
 
 
 REQUIRED_COMPONENTS = ("adc8", "dac8", "resistor_cell", "control_register_bit", "shift_add", "f_unit",
-                       "encoder", "sqrt_div", "memristor_cell", "dac1", "adc2_sense", "cache_bit")
+                       "encoder", "sqrt_div", "memristor_cell", "dac1", "adc2_sense", "cache_bit", "link_bus")
 
 
 class HardwareSpec(_Strict):
@@ -112,6 +124,7 @@ class HardwareSpec(_Strict):
     dense: DenseCrossbar
     caches: Caches
     chip: Chip
+    timing: Timing
     sources: dict[str, str]
     components: dict[str, Component]
 
@@ -150,7 +163,7 @@ class HardwareSpec(_Strict):
 def structural_fields(spec: HardwareSpec) -> list[str]:
     """Dotted names of every structural knob (everything but name, text, sources and components)."""
     out = ["node_nm"]
-    for section in ("compute", "dense", "caches", "chip"):
+    for section in ("compute", "dense", "caches", "chip", "timing"):
         out += [f"{section}.{f}" for f in type(getattr(spec, section)).model_fields]
     return out
 

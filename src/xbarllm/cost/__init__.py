@@ -1,0 +1,86 @@
+"""Cost model: area, energy and latency per component, per op, per layer and in total.
+
+Energy = Σ events × energy per event (component data in the hardware YAML).
+Latency of an op (Fig. 9): the digit cycles on the critical path, each as long as the slower of a
+crossbar read and the shared ADC converting its 2·d_c columns, overlapped with streaming the
+op's weights from the dense crossbars (B_w) and its activations through the caches (B_a); the
+op takes the longest of the three. Ops run one after another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from xbarllm.cost.events import COMPONENTS, event_counts
+from xbarllm.mapping import Mapping
+from xbarllm.mapping import columns as MC
+from xbarllm.spec.hardware import HardwareSpec
+from xbarllm.workload import columns as C
+
+ID_COLS = [C.STACK, C.LAYER, C.BLOCK, C.OP, C.KIND]
+LIMITS = ("compute", "weights", "cache")
+
+
+@dataclass
+class Estimate:
+    """Cost of one mapped workload. Energies in pJ, times in ns, areas in µm² (totals: mJ, µs, mm²)."""
+
+    energy_pj: pd.DataFrame   # ops × components
+    latency_ns: pd.DataFrame  # ops × (compute, weights, cache, latency) plus the binding limit
+    per_layer: pd.DataFrame   # (stack, layer) -> energy_pj, latency_ns
+    area_um2: dict[str, float]
+    totals: dict[str, float]
+
+
+def cycle_ns(hw: HardwareSpec) -> float:
+    """Duration of one digit cycle: a crossbar read, or the ADC's 2·d_c conversions if slower (ns)."""
+    adc_ns = 2 * hw.compute.d_c / hw.timing.adc_rate_gsps
+    return max(hw.timing.xbar_cycle_ns, adc_ns)
+
+
+def lower_bound_ns(ops: pd.DataFrame, hw: HardwareSpec) -> dict[str, float]:
+    """Eq. 8: T_LB = max(activation bytes read / B_a, weight bytes / B_w), in ns (GB/s = bytes/ns)."""
+    t_a = float(ops[C.ACT_IN_BYTES].sum()) / hw.timing.cache_bw_gb_per_s
+    t_w = float(ops[C.WEIGHT_BYTES].sum()) / hw.timing.dense_bw_gb_per_s
+    return {"t_lb_act_ns": t_a, "t_lb_weight_ns": t_w, "t_lb_ns": max(t_a, t_w)}
+
+
+def estimate(mapped: Mapping, hw: HardwareSpec | None = None) -> Estimate:
+    """Area (µm²), energy (pJ) and latency (ns) of a mapped workload, per component/op/layer/total."""
+    hw = hw or mapped.hardware
+    ops = mapped.ops
+    events = event_counts(ops, hw)
+    energy = events * np.array([hw.components[COMPONENTS[k]].energy_pj for k in events.columns])
+    t = hw.timing
+    lat = pd.DataFrame({
+        "compute": ops[MC.CYCLES].to_numpy(np.float64) * cycle_ns(hw),
+        "weights": ops[C.WEIGHT_BYTES].to_numpy(np.float64) / t.dense_bw_gb_per_s,
+        "cache": (ops[C.ACT_IN_BYTES] + ops[C.ACT_OUT_BYTES]).to_numpy(np.float64) / t.cache_bw_gb_per_s,
+    }, index=ops.index)
+    lat["bound"] = lat[list(LIMITS)].idxmax(axis=1)
+    lat["latency"] = lat[list(LIMITS)].max(axis=1)
+    keyed = ops[[C.STACK, C.LAYER]].assign(energy_pj=energy.sum(axis=1), latency_ns=lat["latency"])
+    per_layer = keyed.groupby([C.STACK, C.LAYER], sort=False).sum().reset_index()
+
+    model_macs = float(ops.loc[~ops[C.AUX], C.MACS].sum())
+    e_total, t_total = float(energy.to_numpy().sum()), float(lat["latency"].sum())
+    area_mm2 = sum(mapped.area_um2.values()) / 1e6
+    lb = lower_bound_ns(ops, hw)
+    totals = {
+        "energy_mj": e_total * 1e-9,
+        "latency_us": t_total * 1e-3,
+        "area_mm2": area_mm2,
+        "adp_mm2_s": area_mm2 * t_total * 1e-9,
+        "pj_per_mac": e_total / model_macs if model_macs else float("nan"),
+        **{f"energy_{k}_mj": float(v) * 1e-9 for k, v in energy.sum().items()},
+        **{f"time_{k}_bound_us": float(lat.loc[lat["bound"] == k, "latency"].sum()) * 1e-3 for k in LIMITS},
+        "t_lb_act_us": lb["t_lb_act_ns"] * 1e-3,
+        "t_lb_weight_us": lb["t_lb_weight_ns"] * 1e-3,
+        "t_lb_us": lb["t_lb_ns"] * 1e-3,
+        "latency_over_t_lb": t_total / lb["t_lb_ns"] if lb["t_lb_ns"] else float("nan"),
+    }
+    return Estimate(energy_pj=energy, latency_ns=lat, per_layer=per_layer, area_um2=dict(mapped.area_um2),
+                    totals=totals)
