@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_map.py
+	$(PY) benchmarks/bench_estimate.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -54,8 +54,8 @@ def _exact(v: Any) -> str:
 
 def _table(title: str, rows: list[dict[str, Any]]) -> Table:
     t = Table(title=title, title_justify="left")
-    for col in rows[0] if rows else []:
-        t.add_column(col, justify="left" if col in ("block", "cache", "item", "part") else "right")
+    for col, first in (rows[0] if rows else {}).items():
+        t.add_column(col, justify="left" if isinstance(first, str) and col not in ("ratio", "paper") else "right")
     for r in rows:
         t.add_row(*(v if isinstance(v, str) else _si(v) if isinstance(v, (int, float)) else str(v)
                     for v in r.values()))
@@ -72,14 +72,25 @@ def _jsonable(o: Any) -> Any:
 
 def write_table_atomic(df: Any, path: Path) -> None:
     """Write a DataFrame to .csv or .parquet via a temporary file, so a failure leaves no partial file."""
-    suffix = path.suffix.lower()
+    if path.suffix.lower() == ".csv":
+        write_text_atomic(df.to_csv(index=False), path)
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        if suffix == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write text via a temporary file in the same directory, then rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -138,6 +149,81 @@ def map_cmd(
     out.print(_table("Area (mm²)", [{"part": k, "mm2": v / 1e6} for k, v in mapped.area_um2.items()]))
     if out_file is not None:
         out.print(f"wrote {len(mapped.ops)} rows to {out_file}")
+
+
+@app.command("estimate")
+def estimate_cmd(
+    model: Annotated[str, typer.Argument(help="model preset name, config.json, model directory or .gguf")],
+    hw: Annotated[str, typer.Option("--hw", help="hardware preset name or YAML file")] = "proposed",
+    vs: Annotated[list[str] | None, typer.Option("--vs", help="roofline baseline to compare: tpuv4, a100 "
+                                                 "or a platform YAML (repeatable)")] = None,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="tokens per sequence")] = 256,
+    phase: Annotated[PhaseOpt, typer.Option("--phase", help="prefill or decode")] = PhaseOpt.prefill,
+    context: Annotated[int | None, typer.Option("--context", help="decode: keys attended")] = None,
+    batch: Annotated[int, typer.Option("--batch", help="sequences per pass")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")] = False,
+) -> None:
+    """Area, energy and latency of MODEL on the chip, per component, optionally beside baselines."""
+    from xbarllm.cost import estimate
+    from xbarllm.cost.roofline import roofline
+    from xbarllm.mapping import map_workload
+    from xbarllm.spec import load_hardware, load_model
+    from xbarllm.spec.platform import PlatformSpec, load_platform
+    from xbarllm.workload import build
+
+    platforms = [load_platform(v) for v in vs or []]
+    for p in platforms:
+        if not isinstance(p, PlatformSpec):
+            raise XbarError(f"--vs: {p.name} is a pinned-weight chip, not a roofline platform (try tpuv4, a100)")
+    spec, hardware = load_model(model), load_hardware(hw)
+    table = build(spec, seq_len=seq_len, phase=phase.value, batch=batch, context=context)
+    est = estimate(map_workload(table, hardware), hardware)
+    base = {p.name: roofline(table, p, node_nm=hardware.node_nm) for p in platforms}
+    if as_json:
+        print(json.dumps({"model": spec.name, "hardware": hardware.name, "phase": phase.value,
+                          "totals": est.totals, "area_um2": est.area_um2, "baselines": base}, default=_jsonable))
+        return
+    out.print(f"[bold]{spec.name}[/] on [bold]{hardware.name}[/] ({phase.value}, seq_len={seq_len}, batch={batch})")
+    comp = [{"part": k, "energy_mj": est.totals[f"energy_{k}_mj"]} for k in est.energy_pj.columns]
+    out.print(_table("Energy by component", comp))
+    out.print(_table("Area by part (mm²)", [{"part": k, "mm2": v / 1e6} for k, v in est.area_um2.items()]))
+    keys = ["area_mm2", "latency_us", "energy_mj", "adp_mm2_s", "pj_per_mac"]
+    rows = [{"item": k, hardware.name: est.totals[k], **{n: b[k] for n, b in base.items()}} for k in keys]
+    out.print(_table("Totals" + (" vs baselines (area scaled to the chip's node)" if base else ""), rows))
+    t = est.totals
+    out.print(_table("Latency", [{"item": k, "us": t[k]} for k in
+                                 ("time_compute_bound_us", "time_weights_bound_us", "time_cache_bound_us",
+                                  "t_lb_act_us", "t_lb_weight_us", "t_lb_us", "latency_over_t_lb")]))
+
+
+@app.command("reproduce")
+def reproduce_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="print the rows as a JSON list")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="also write rows.csv, rows.json and "
+                                                 "assumptions.json to this directory")] = None,
+) -> None:
+    """Reproduce the paper's Table 7, Table 10, Table 11 and Fig. 14: paper, ours, ratio."""
+    import pandas as pd
+
+    from xbarllm.report.reproduce import assumptions, reproduce
+
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise XbarError(f"--out: {out_dir} is a file, not a directory")
+    rows, assumed = reproduce(), assumptions()
+    records = [r.as_dict() for r in rows]
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame([{**r.as_dict(), "note": r.note} for r in rows])
+        write_table_atomic(frame, out_dir / "rows.csv")
+        write_text_atomic(json.dumps(records, indent=1), out_dir / "rows.json")
+        write_text_atomic(json.dumps(assumed, indent=1), out_dir / "assumptions.json")
+    if as_json:
+        print(json.dumps(records))
+        return
+    out.print(_table("Paper vs ours", [{"item": r.item, "paper": "-" if r.paper is None else r.paper,
+                                        "ours": r.ours, "ratio": "-" if r.ratio is None else f"{r.ratio:.3f}",
+                                        "what drives a >30% difference": r.note} for r in rows]))
+    out.print(_table("Assumptions behind our values", assumed))
 
 
 @app.command("presets")

@@ -1,0 +1,1 @@
+"""Reports: paper-vs-ours reproduction rows (and later the HTML report)."""

@@ -1,0 +1,147 @@
+"""Paper-vs-ours rows for Wang et al. 2024: Table 7, Table 10, Table 11 and Fig. 14.
+
+Every row is computed here from the specs; the paper's numbers are the comparison targets only.
+Where ours differs from the paper by more than 30 %, the row names the assumption that drives it.
+Not yet reproduced: Fig. 12 (MB/SB crossbars) and Fig. 13 (PRIME/ISAAC/PipeLayer/Vesti curve).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xbarllm import cost, mapping
+from xbarllm.cost.roofline import pinned_area_mm2, roofline
+from xbarllm.mapping.encoding import digits, scale_cycle_product
+from xbarllm.spec import HardwareSpec, load_hardware, load_model
+from xbarllm.spec.platform import load_platform
+from xbarllm.workload import build, param_inventory
+
+SEQ_LEN = 256  # Table 5/6 size the caches for 256 tokens; the paper's BERT runs use it (77.3 G ops)
+TABLE7_CYCLES = [6, 3, 3, 2, 2, 2, 1]
+TABLE7_SCALE_CYCLE = [6, 6, 9, 8, 10, 12, 7]
+FIG14_MODELS = ["gpt2-xl", "t5-3b", "t5-11b", "llama-7b", "llama-13b", "llama-33b", "llama-65b", "gpt3-175b"]
+
+DRIVERS = {
+    "latency": "timing.xbar_cycle_ns (assumed 100 ns, ISAAC) and compute.n_crossbars (assumed 1024) set our latency",
+    "area": "compute.n_crossbars (assumed 1024) and the ISAAC register area per bit (6 KB of control "
+            "registers per crossbar) dominate our area",
+    "roofline": "peak-rate roofline at efficiency 1.0 and the platform's full TDP; the paper's TPU/GPU "
+                "settings are not published",
+    "t_lb": "which activations Eq. 8 counts (α_a, S_a) and whether N_w is per layer or per model; the paper "
+            "does not say; we count every activation read and every weight of the model once",
+    "adp_s": "area at fixed n_crossbars: S changes only register area and row tiles, not the crossbar count",
+    "isaac": "ISAAC chips hold 16-bit weights in the original design; we store the 8-bit weights of the "
+             "comparison (paper §7)",
+}
+
+
+@dataclass
+class Row:
+    item: str
+    paper: float | None
+    ours: float
+    driver: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return self.ours / self.paper if self.paper else None
+
+    def as_dict(self) -> dict[str, object]:
+        """The four keys of the reproduction JSON."""
+        return {"item": self.item, "paper": self.paper, "ours": self.ours, "ratio": self.ratio}
+
+    @property
+    def note(self) -> str:
+        """The driving assumption, shown only when ours and the paper differ by more than 30 %."""
+        r = self.ratio
+        return self.driver if r is not None and abs(r - 1) > 0.3 else ""
+
+
+def _estimate(name: str, hw: HardwareSpec) -> cost.Estimate:
+    return cost.estimate(mapping.map(build(load_model(name), seq_len=SEQ_LEN), hw), hw)
+
+
+def table7(hw: HardwareSpec) -> list[Row]:
+    """Cycles and scale-cycle product for S = 1..7, and BERT-Base area-delay product vs S."""
+    rows = []
+    for s in range(1, 8):
+        rows.append(Row(f"Table 7 cycles S={s}", TABLE7_CYCLES[s - 1], digits(s, hw.compute.act_bits)))
+        rows.append(Row(f"Table 7 scale-cycle product S={s}", TABLE7_SCALE_CYCLE[s - 1],
+                        scale_cycle_product(s, hw.compute.act_bits)))
+    adp = {s: _estimate("bert-base", hw.with_updates({"compute.encoding_s": s})).totals["adp_mm2_s"]
+           for s in range(1, 8)}
+    for s in range(2, 8):
+        rows.append(Row(f"Table 7 BERT-Base ADP(S={s}) / ADP(S=1)", 0.91 if s == 2 else None,
+                        adp[s] / adp[1], DRIVERS["adp_s"]))
+    return rows
+
+
+def table10(hw: HardwareSpec) -> list[Row]:
+    """BERT-Large ADP (mm²·s) and energy (mJ) for TPUv4, A100 and ours, and our pJ per operation."""
+    table = build(load_model("bert-large"), seq_len=SEQ_LEN)
+    ours = cost.estimate(mapping.map(table, hw), hw).totals
+    rows = []
+    for name, paper_adp, paper_e in (("tpuv4", 2.24, 71.71), ("a100", 2.04, 65.84)):
+        r = roofline(table, load_platform(name), node_nm=hw.node_nm)
+        rows += [Row(f"Table 10 {name} ADP (mm2·s, area at 32 nm)", paper_adp, r["adp_mm2_s"], DRIVERS["roofline"]),
+                 Row(f"Table 10 {name} energy (mJ)", paper_e, r["energy_mj"], DRIVERS["roofline"])]
+    rows += [Row("Table 10 ours ADP (mm2·s)", 0.03, ours["adp_mm2_s"], DRIVERS["latency"]),
+             Row("Table 10 ours energy (mJ)", 20.44, ours["energy_mj"], DRIVERS["area"]),
+             Row("Table 10 ours pJ per operation (operation = MAC)", 0.27, ours["pj_per_mac"], DRIVERS["area"])]
+    return rows
+
+
+def table11(hw: HardwareSpec) -> list[Row]:
+    """Eq. 8 lower bounds (µs), reading Table 11 row by row: T_a = 16.1, 17.3; T_w = 2.7, 4.3."""
+    paper = {"bert-base": (16.1, 2.7), "bert-large": (17.3, 4.3)}
+    rows = []
+    for name, (p_a, p_w) in paper.items():
+        t = _estimate(name, hw).totals
+        rows += [Row(f"Table 11 {name} T_LB activation (us)", p_a, t["t_lb_act_us"], DRIVERS["t_lb"]),
+                 Row(f"Table 11 {name} T_LB weight (us)", p_w, t["t_lb_weight_us"], DRIVERS["t_lb"])]
+    return rows
+
+
+def fig14(hw: HardwareSpec) -> list[Row]:
+    """Area of ours vs ISAAC from GPT2-XL to GPT-3, and chips at 100 mm² × 128 stacked layers."""
+    isaac = load_platform("isaac")
+    stacked = hw.with_updates({"chip.area_cap_mm2": 100.0, "chip.stacked_layers": 128})
+    rows = []
+    for name in FIG14_MODELS:
+        spec = load_model(name)
+        m = mapping.map(build(spec, seq_len=SEQ_LEN), stacked)
+        pinned = pinned_area_mm2(param_inventory(spec)["total"], hw.compute.weight_bits, isaac)
+        big = name == "gpt3-175b"
+        rows += [Row(f"Fig. 14 {name} ours area (mm2)", None, m.totals["area_mm2"]),
+                 Row(f"Fig. 14 {name} ISAAC area / ours", 51.0 if big else None,
+                     pinned["area_mm2"] / m.totals["area_mm2"], DRIVERS["isaac"]),
+                 Row(f"Fig. 14 {name} ours chips at 100 mm2 x 128 layers", None, m.totals["chips"])]
+        if big:
+            rows.append(Row("Fig. 14 gpt3-175b ISAAC chips (paper §2: 2777)", 2777, pinned["chips"], DRIVERS["isaac"]))
+    return rows
+
+
+def reproduce(hw: HardwareSpec | None = None) -> list[Row]:
+    """Every reproduced row, in paper order."""
+    hw = hw or load_hardware("proposed")
+    return table7(hw) + table10(hw) + table11(hw) + fig14(hw)
+
+
+def assumptions(hw: HardwareSpec | None = None) -> list[dict[str, str]]:
+    """The assumed (not taken or derived) knobs behind our values: field, value, source."""
+    hw = hw or load_hardware("proposed")
+    out = [{"field": k, "value": str(_get(hw, k)), "source": v} for k, v in hw.sources.items()
+           if v.startswith("assumed")]
+    out += [{"field": f"components.{k}", "value": f"{c.area_um2} um2, {c.energy_pj} pJ", "source": c.source}
+            for k, c in hw.components.items() if c.basis == "assumed"]
+    out.append({"field": "seq_len", "value": str(SEQ_LEN), "source": "Table 5/6 cache sizing; 77.3 G ops"})
+    out.append({"field": "Table 11 reading", "value": "row by row",
+                "source": "spec §8.7: values run row by row (T_a: 16.1, 17.3; T_w: 2.7, 4.3)"})
+    return out
+
+
+def _get(hw: HardwareSpec, dotted: str) -> object:
+    node: object = hw
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node

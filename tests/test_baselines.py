@@ -1,0 +1,85 @@
+"""Roofline and pinned-crossbar baselines, the reproduction rows, and their CLI commands."""
+
+import json
+
+import pytest
+
+from xbarllm import XbarError
+from xbarllm.cli import main
+from xbarllm.cost.roofline import dennard_area_scale, pinned_area_mm2, roofline
+from xbarllm.report.reproduce import Row, assumptions, table7, table10
+from xbarllm.spec import load_hardware, load_model
+from xbarllm.spec.platform import load_platform
+from xbarllm.workload import build, param_inventory
+
+
+def test_roofline_by_hand_for_one_op():
+    tpu = load_platform("tpuv4")
+    t = build(load_model("bert-base"), seq_len=256)
+    q = t[(t["op"] == "q_proj") & (t["layer"] == 0)]
+    r = roofline(q, tpu)
+    macs = 256 * 768 * 768
+    compute_s = 2 * macs / 275e12
+    memory_s = (768 * 768 + 2 * 256 * 768) / 1200e9
+    assert r["latency_us"] == pytest.approx(max(compute_s, memory_s) * 1e6)
+    assert r["energy_mj"] == pytest.approx(max(compute_s, memory_s) * 170 * 1e3)
+    assert r["area_mm2"] == pytest.approx(400 * (32 / 7) ** 2) == dennard_area_scale(400, 7, 32)
+
+
+def test_pinned_area_counts_crossbars():
+    isaac = load_platform("isaac")
+    params = param_inventory(load_model("gpt3-175b"))["total"]
+    r = pinned_area_mm2(params, 8, isaac)
+    assert r["crossbars"] == -(-params * 8 // (128 * 128 * 2))
+    assert r["chips"] == -(-r["crossbars"] // 16128)
+    assert r["area_mm2"] == pytest.approx(r["crossbars"] * 62.5 / 16128)
+
+
+def test_platform_presets_need_sources(tmp_path):
+    p = tmp_path / "gpu.yaml"
+    p.write_text("name: g\nnode_nm: 7\npeak_int8_tops: 1\nmem_bw_gb_per_s: 1\npower_w: 1\ndie_area_mm2: 1\n"
+                 "compute_efficiency: 1\nmemory_efficiency: 1\nsources: {node_nm: x}\n")
+    with pytest.raises(XbarError, match="no source given for peak_int8_tops"):
+        load_platform(p)
+
+
+def test_reproduction_rows_are_computed_not_copied():
+    hw = load_hardware()
+    rows = {r.item: r for r in table10(hw)}
+    ours = rows["Table 10 ours energy (mJ)"]
+    assert ours.paper == 20.44 and ours.ours != ours.paper
+    slower = table10(hw.with_updates({"timing.xbar_cycle_ns": 200.0}))
+    adp = {r.item: r.ours for r in slower}["Table 10 ours ADP (mm2·s)"]
+    assert adp > rows["Table 10 ours ADP (mm2·s)"].ours  # the row follows the spec
+    t7 = {r.item: r for r in table7(hw)}
+    assert t7["Table 7 cycles S=2"].ratio == 1.0
+
+
+def test_large_differences_name_their_driver():
+    assert Row("x", 1.0, 2.0, "the driver").note == "the driver"
+    assert Row("x", 1.0, 1.2, "the driver").note == ""
+    assert Row("x", None, 5.0, "the driver").ratio is None
+    assert all(a["source"] for a in assumptions())
+
+
+def test_estimate_and_reproduce_cli(capsys, tmp_path):
+    assert main(["estimate", "bert-base", "--seq-len", "128", "--vs", "tpuv4", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["totals"]["energy_mj"] > 0 and "tpuv4" in obj["baselines"]
+    assert main(["estimate", "smollm2-135m", "--phase", "decode", "--context", "64"]) == 0
+    assert "Energy by component" in capsys.readouterr().out
+    assert main(["reproduce", "--json", "--out", str(tmp_path / "r")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all(set(r) == {"item", "paper", "ours", "ratio"} for r in rows)
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["assumptions.json", "rows.csv", "rows.json"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["estimate", "bert-base", "--vs", "nope"], "unknown platform"),
+    (["estimate", "bert-base", "--vs", "isaac"], "pinned-weight"),
+    (["estimate", "bert-base", "--hw", "nope"], "unknown hardware"),
+])
+def test_estimate_bad_input(capsys, args, needle):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
