@@ -1,0 +1,31 @@
+"""Simulation settings: the numerics of one crossbar chip, typed and validated."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SimConfig(BaseModel):
+    """How products run through the simulated crossbar. Noise amplitudes are fractions of the signal."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["fp32", "int8", "xbar"] = Field("xbar", description="fp32 reference, INT8 digital, or crossbar")
+    encoding_s: int = Field(2, ge=1, le=8, description="S: balanced base 2^(S+1)-1, S resistor rows per element")
+    rows: int = Field(128, ge=1, description="crossbar rows; a tile holds rows // S reduction elements")
+    act_bits: int = Field(8, ge=2, le=8, description="symmetric activation integers, |x| <= 2^(b-1)-1")
+    weight_bits: int = Field(8, ge=2, le=8, description="DAC levels for weights, symmetric")
+    adc_bits: int | None = Field(8, ge=1, le=24, description="shared ADC resolution; None = ideal (no ADC)")
+    adc_policy: Literal["worst_case", "calibrated"] = Field(
+        "calibrated", description="ADC full scale: the largest possible column sum x adc_fullscale "
+        "(worst_case), or per product site, the largest column sum seen on calibration data (calibrated)")
+    adc_fullscale: float = Field(1.0, gt=0, le=1, description="worst_case policy: fraction of the largest "
+                                 "possible column sum; sums above it clip")
+    rtn: float = Field(0.0, ge=0, description="RTN: relative conductance fluctuation of each conducting resistor")
+    bits_per_cell: int = Field(2, ge=1, le=8, description="dense crossbar bits per memristor")
+    misread_prob: float = Field(0.0, ge=0, le=1, description="dense cell read as an adjacent level")
+    stuck_rate: float = Field(0.0, ge=0, le=1, description="dense cells stuck at the lowest or highest level")
+    softmax_subtract_max: bool = Field(False, description="subtract the row maximum before EXP (the paper does not)")
+    seed: int = 0

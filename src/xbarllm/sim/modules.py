@@ -1,0 +1,165 @@
+"""Hooks that send a transformers model's products through the simulated crossbar.
+
+Linear layers (all WS products) and LayerNorm/RMSNorm are replaced module by module; attention's
+Q·Kᵀ and scores·V (the NW products) run in an attention function registered with transformers'
+AttentionInterface under the name "xbar". Nothing of the model's own code is copied.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xbarllm.sim.config import SimConfig
+from xbarllm.sim.crossbar import xbar_matmul
+from xbarllm.sim.faults import stored_weights
+from xbarllm.sim.quant import quantize
+
+
+class Products:
+    """One chip instance: config, seeded generator, per-site ADC full scales, softmax overflow counters.
+
+    A product site (a Linear, a norm statistic, an attention product) has its own ADC reference.
+    Under the calibrated policy, `calibrate()` runs the model once with an ideal ADC and records,
+    per site and digit position, the largest column sum; that becomes the ADC full scale there.
+    """
+
+    def __init__(self, cfg: SimConfig):
+        self.cfg = cfg
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.fullscale: dict[str, list[float]] = {}
+        self._observed: dict[str, list[list[float]]] | None = None
+        self.exp_overflows = 0
+        self.exp_calls = 0
+
+    def matmul(self, xq: torch.Tensor, yq: torch.Tensor, site: str) -> torch.Tensor:
+        """Integer-valued (G, M, K) @ (G, K, N): exact in int8 mode, through the crossbar in xbar mode."""
+        if self.cfg.mode != "xbar":
+            return (xq.double() @ yq.double()).to(torch.float32)
+        if self._observed is not None:  # calibration pass: ideal ADC, no noise, record column sums
+            ideal = self.cfg.model_copy(update={"adc_bits": None, "rtn": 0.0})
+            return xbar_matmul(xq, yq, ideal, observed=self._observed.setdefault(site, [])).to(torch.float32)
+        fs = self.fullscale.get(site) if self.cfg.adc_policy == "calibrated" else None
+        return xbar_matmul(xq, yq, self.cfg, self.gen, fullscale=fs).to(torch.float32)
+
+    def product(self, x: torch.Tensor, y: torch.Tensor, site: str) -> torch.Tensor:
+        """Float (G, M, K) @ (G, K, N) with per-row X and per-column Y scales (both operands quantised)."""
+        if self.cfg.mode == "fp32":
+            return x @ y
+        xq, sx = quantize(x, self.cfg.act_bits, dim=-1)
+        yq, sy = quantize(y, self.cfg.weight_bits, dim=-2)
+        return self.matmul(xq, yq, site) * sx * sy
+
+    def calibrate(self, run) -> None:
+        """Set each site's ADC full scale to the largest column sum seen while `run()` executes."""
+        if self.cfg.mode != "xbar" or self.cfg.adc_policy != "calibrated":
+            return
+        self._observed = {}
+        try:
+            with torch.no_grad():
+                run()
+            self.fullscale = {site: [max(col) for col in zip(*v, strict=True)]
+                              for site, v in self._observed.items() if v}
+        finally:
+            self._observed = None
+
+
+class XbarLinear(nn.Module):
+    """nn.Linear whose product X·Wᵀ runs as a WS sub-operation: weights from the dense crossbar."""
+
+    def __init__(self, lin: nn.Linear, chip: Products):
+        super().__init__()
+        cfg = chip.cfg
+        self.chip, self.bias, self.weight_fp32 = chip, lin.bias, lin.weight
+        w = lin.weight.detach().t().contiguous()  # K × N
+        wq, self.w_scale = quantize(w, cfg.weight_bits, dim=0)
+        self.wq = stored_weights(wq, cfg.weight_bits, cfg.bits_per_cell, cfg.misread_prob, cfg.stuck_rate, chip.gen)
+        self.in_features, self.out_features = lin.in_features, lin.out_features
+        self.site = f"linear{id(self)}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.chip.cfg.mode == "fp32":
+            return nn.functional.linear(x, self.weight_fp32, self.bias)
+        lead = x.shape[:-1]
+        xq, sx = quantize(x.reshape(1, -1, x.shape[-1]), self.chip.cfg.act_bits, dim=-1)
+        y = self.chip.matmul(xq, self.wq.unsqueeze(0), self.site) * sx * self.w_scale
+        y = y.reshape(*lead, self.out_features)
+        return y + self.bias if self.bias is not None else y
+
+
+class XbarNorm(nn.Module):
+    """LayerNorm (or RMSNorm) whose statistics come from the crossbar (Table 4).
+
+    E(u) = u·1 / m and E(u²) = u·uᵀ / m run as NW products, one session per token; the
+    square root and divide run in the dedicated unit, in floating point.
+    """
+
+    def __init__(self, norm: nn.Module, chip: Products, rms: bool):
+        super().__init__()
+        self.chip, self.rms = chip, rms
+        self.weight = norm.weight
+        self.bias = getattr(norm, "bias", None)
+        self.eps = getattr(norm, "eps", None) or getattr(norm, "variance_epsilon", 1e-6)
+        self.site = f"norm{id(self)}"
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        lead, m = u.shape[:-1], u.shape[-1]
+        rows = u.reshape(-1, 1, m).float()  # one session per token: G = tokens, M = 1
+        sq = self.chip.product(rows, rows.transpose(1, 2), f"{self.site}.meansq") / m  # row·rowᵀ
+        if self.rms:
+            mean = torch.zeros_like(sq)
+        else:
+            mean = self.chip.product(rows, torch.ones(rows.shape[0], m, 1), f"{self.site}.mean") / m  # row·1
+        var = (sq - mean.square()).clamp(min=0)
+        out = (rows - mean) / torch.sqrt(var + self.eps)
+        out = out.reshape(*lead, m) * self.weight
+        return out + self.bias if self.bias is not None else out
+
+
+def xbar_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                   attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
+                   **kwargs) -> tuple[torch.Tensor, None]:
+    """Attention as Table 2's NW sub-operations: EXP(Q·Kᵀ), a row sum by a ones vector, ·V then divide."""
+    chip: Products = module.xbar_chip
+    B, H, L, hd = query.shape
+    g = H // key.shape[1]
+    key = key.repeat_interleave(g, dim=1) if g > 1 else key
+    value = value.repeat_interleave(g, dim=1) if g > 1 else value
+    scaling = hd**-0.5 if scaling is None else scaling
+    q, k, v = (t.reshape(B * H, t.shape[2], hd).float() for t in (query, key, value))
+    site = f"attn{id(module)}"
+    s = chip.product(q, k.transpose(1, 2), f"{site}.qk") * scaling
+    if attention_mask is not None:
+        s = s + attention_mask.float().expand(B, H, L, s.shape[-1]).reshape(B * H, L, -1)
+    if chip.cfg.softmax_subtract_max:
+        s = s - s.amax(-1, keepdim=True)
+    e = torch.exp(s)  # F = EXP, fused into Q·Kᵀ
+    chip.exp_calls += 1
+    chip.exp_overflows += int((~torch.isfinite(e)).any().item())
+    rowsum = chip.product(e, torch.ones(B * H, e.shape[-1], 1), f"{site}.rowsum")  # EXP(S)·1
+    out = chip.product(e, v, f"{site}.sv") / rowsum  # F = divide by the row sum
+    return out.reshape(B, H, L, hd).transpose(1, 2).contiguous().to(query.dtype), None
+
+
+def install(model: nn.Module, cfg: SimConfig) -> Products:
+    """Route every product of `model` through the simulated chip; returns the chip (for its counters)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    chip = Products(cfg)
+    AttentionInterface.register("xbar", xbar_attention)
+    AttentionMaskInterface.register("xbar", eager_mask)  # additive float mask, as eager attention
+    for name, mod in list(model.named_modules()):
+        for child_name, child in list(mod.named_children()):
+            if isinstance(child, nn.Linear) and not _is_head(f"{name}.{child_name}"):
+                setattr(mod, child_name, XbarLinear(child, chip))
+            elif isinstance(child, nn.LayerNorm) or type(child).__name__.endswith("RMSNorm"):
+                setattr(mod, child_name, XbarNorm(child, chip, rms=not isinstance(child, nn.LayerNorm)))
+        if hasattr(mod, "is_causal") or type(mod).__name__.endswith("Attention"):
+            mod.xbar_chip = chip
+    model.set_attn_implementation("xbar")
+    return chip
+
+
+def _is_head(name: str) -> bool:
+    return name.endswith("lm_head")
