@@ -26,6 +26,8 @@ class SimConfig(BaseModel):
     rtn: float = Field(0.0, ge=0, description="RTN: relative conductance fluctuation of each conducting resistor")
     bits_per_cell: int = Field(2, ge=1, le=8, description="dense crossbar bits per memristor")
     misread_prob: float = Field(0.0, ge=0, le=1, description="dense cell read as an adjacent level")
+    dense_noise: float = Field(0.0, ge=0, description="dense cell read noise, as a fraction of the conductance "
+                               "range; adds the misreads it causes at bits_per_cell (see faults.misread_probability)")
     stuck_rate: float = Field(0.0, ge=0, le=1, description="dense cells stuck at the lowest or highest level")
     softmax_subtract_max: bool = Field(False, description="subtract the row maximum before EXP (the paper does not)")
     seed: int = 0

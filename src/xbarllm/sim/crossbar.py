@@ -55,13 +55,13 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     if lsb is not None:  # per digit position, broadcast over (G, T, D, mc, N)
         full = (lsb * (2**cfg.adc_bits - 1)).view(1, 1, D, 1, 1)
         lsb = lsb.view(1, 1, D, 1, 1)
+        zero = torch.zeros(())
 
     pad = T * kt - K
     wt = torch.nn.functional.pad(w, (0, 0, 0, pad)).reshape(G, T, kt, N)
-    wp, wn = wt.clamp(min=0), (-wt).clamp(min=0)
-    w_plus, w_minus = torch.cat([wp, wn], 2), torch.cat([wn, wp], 2)  # (G, T, 2kt, N)
+    w_abs = wt.abs()
     if cfg.rtn:
-        w2_plus, w2_minus = w_plus.square(), w_minus.square()
+        w2, w2_signed = wt.square(), wt.square() * wt.sign()
     scale = torch.tensor([float(b**p) for p in range(D)], dtype=torch.float64).view(1, D, 1, 1)
 
     out = torch.empty(G, M, N, dtype=torch.float64)
@@ -70,22 +70,31 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         xc = x[:, m0:m0 + rows_per_chunk]
         mc = xc.shape[1]
         dig = encode(xc, s, D)  # (D, G, mc, K)
-        dig = torch.nn.functional.pad(dig, (0, pad)).reshape(D, G, mc, T, kt)
-        dp, dn = dig.clamp(min=0), (-dig).clamp(min=0)
-        a = torch.cat([dp, dn], -1).permute(1, 3, 0, 2, 4).reshape(G, T, D * mc, 2 * kt)
-        z_plus, z_minus = a @ w_plus, a @ w_minus  # (G, T, D*mc, N), each a non-negative column sum
-        if cfg.rtn:
-            e = torch.cat([cell_energy(dp, s), cell_energy(dn, s)], -1).permute(1, 3, 0, 2, 4)
-            e = e.reshape(G, T, D * mc, 2 * kt)
-            z_plus = z_plus + cfg.rtn * (e @ w2_plus).sqrt() * torch.randn(z_plus.shape, generator=gen)
-            z_minus = z_minus + cfg.rtn * (e @ w2_minus).sqrt() * torch.randn(z_minus.shape, generator=gen)
+        dig = torch.nn.functional.pad(dig, (0, pad)).reshape(D, G, mc, T, kt).permute(1, 3, 0, 2, 4)
+        dig = dig.reshape(G, T, D * mc, kt)
+        # The '+' column sums products of matching sign, the '-' column the others:
+        # z+ - z- = d·w and z+ + z- = |d|·|w|, so two K-long products give both columns exactly.
+        signed = dig @ wt
+        z_plus = (dig.abs() @ w_abs).add_(signed).mul_(0.5)  # in place: few passes over a large tensor
+        z_minus = z_plus - signed
+        del signed
+        if cfg.rtn:  # per-resistor noise: each column's variance is rtn² Σ χ² w² over its conducting cells
+            e = cell_energy(dig.abs(), s)
+            v_signed = (e * dig.sign()) @ w2_signed
+            v_plus = (e @ w2).add_(v_signed).mul_(0.5)
+            v_minus = (v_plus - v_signed).clamp_(min=0).sqrt_().mul_(cfg.rtn)
+            v_plus.clamp_(min=0).sqrt_().mul_(cfg.rtn)
+            z_plus.addcmul_(v_plus, torch.randn(z_plus.shape, generator=gen))
+            z_minus.addcmul_(v_minus, torch.randn(z_minus.shape, generator=gen))
+            del v_plus, v_minus, v_signed
         z_plus, z_minus = z_plus.view(G, T, D, mc, N), z_minus.view(G, T, D, mc, N)
         if observed is not None:
             peak = torch.maximum(z_plus.amax(dim=(0, 1, 3, 4)), z_minus.amax(dim=(0, 1, 3, 4)))
             observed.append(peak.tolist())
         if lsb is not None:
-            z_plus = (torch.minimum(z_plus.clamp(min=0), full) / lsb).round() * lsb
-            z_minus = (torch.minimum(z_minus.clamp(min=0), full) / lsb).round() * lsb
-        z = (z_plus - z_minus).to(torch.float64).sum(1)
+            for z in (z_plus, z_minus):
+                z.clamp_(min=zero, max=full).div_(lsb).round_().mul_(lsb)
+        # Tile sums stay below 2^24 unit products, so float32 is exact; digits recombine in float64.
+        z = z_plus.sub_(z_minus).sum(1).to(torch.float64)
         out[:, m0:m0 + mc] = (z * scale).sum(1)
     return out

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+
+def misread_probability(noise: float, bits_per_cell: int) -> float:
+    """Chance that Gaussian read noise (σ as a fraction of the conductance range) crosses to a neighbour level.
+
+    2^b levels split the range into 2^b - 1 gaps; a read errs when the noise exceeds half a gap,
+    on either side (interior levels) — an upper bound, taken for every cell.
+    """
+    if noise <= 0:
+        return 0.0
+    half_gap = 0.5 / (2**bits_per_cell - 1)
+    return math.erfc(half_gap / (noise * math.sqrt(2)))
 
 
 def stored_weights(w: torch.Tensor, weight_bits: int, bits_per_cell: int, misread_prob: float,

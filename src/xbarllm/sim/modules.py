@@ -12,7 +12,7 @@ from torch import nn
 
 from xbarllm.sim.config import SimConfig
 from xbarllm.sim.crossbar import xbar_matmul
-from xbarllm.sim.faults import stored_weights
+from xbarllm.sim.faults import misread_probability, stored_weights
 from xbarllm.sim.quant import quantize
 
 
@@ -73,7 +73,8 @@ class XbarLinear(nn.Module):
         self.chip, self.bias, self.weight_fp32 = chip, lin.bias, lin.weight
         w = lin.weight.detach().t().contiguous()  # K × N
         wq, self.w_scale = quantize(w, cfg.weight_bits, dim=0)
-        self.wq = stored_weights(wq, cfg.weight_bits, cfg.bits_per_cell, cfg.misread_prob, cfg.stuck_rate, chip.gen)
+        misread = max(cfg.misread_prob, misread_probability(cfg.dense_noise, cfg.bits_per_cell))
+        self.wq = stored_weights(wq, cfg.weight_bits, cfg.bits_per_cell, misread, cfg.stuck_rate, chip.gen)
         self.in_features, self.out_features = lin.in_features, lin.out_features
         self.site = f"linear{id(self)}"
 

@@ -1,0 +1,77 @@
+"""One accuracy measurement per (task, simulation config), and grids of them for sweeps."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+from pydantic import ValidationError
+
+from xbarllm.errors import XbarError, from_validation
+from xbarllm.sim import SimConfig
+from xbarllm.sim.modules import install
+
+log = logging.getLogger(__name__)
+
+TASKS = {"stsb": ("all-minilm-l6-v2", "spearman_x100"), "sst2": ("all-minilm-l6-v2", "accuracy_pct"),
+         "wikitext2": ("smollm2-135m", "perplexity")}
+# Sweep axis -> SimConfig fields it sets. "noise" is one relative amplitude for the resistor RTN and
+# the dense-cell read noise alike.
+AXES = {"noise": ("rtn", "dense_noise"), "rtn": ("rtn",), "dense_noise": ("dense_noise",),
+        "bits_per_cell": ("bits_per_cell",), "stuck_rate": ("stuck_rate",), "misread_prob": ("misread_prob",),
+        "S": ("encoding_s",), "adc_bits": ("adc_bits",), "seed": ("seed",)}
+
+
+def measure(task: str, cfg: SimConfig, limit: int | None = None) -> dict[str, float | int | str]:
+    """Run `task` with products through `cfg`; returns the metric, seconds and softmax overflow count."""
+    from xbarllm.eval import tasks
+
+    if task not in TASKS:
+        raise XbarError(f"--task: unknown task '{task}' (tasks: {', '.join(TASKS)})")
+    chips = []
+
+    def prepare(model, calibrate: Callable[[], None]) -> None:
+        chip = install(model, cfg)
+        chip.calibrate(calibrate)
+        chips.append(chip)
+
+    t0 = time.perf_counter()
+    extra: dict[str, float] = {}
+    if task == "stsb":
+        value = tasks.run_stsb(prepare, limit)
+    elif task == "sst2":
+        value, extra["fp32_probe_accuracy_pct"] = tasks.run_sst2(prepare, limit)
+    else:
+        value = tasks.run_wikitext2(prepare, tokens=limit or 8192)
+    chip = chips[-1]
+    log.info("%s %s -> %.4f", task, cfg.mode, value)
+    return {"task": task, "metric": TASKS[task][1], "value": value, "seconds": time.perf_counter() - t0,
+            "exp_overflow_calls": chip.exp_overflows, "exp_calls": chip.exp_calls, **extra}
+
+
+def parse_sweep(items: list[str]) -> dict[str, list[str]]:
+    """'noise=0,0.01' items -> {axis: [values]}; unknown axes and empty lists are errors."""
+    axes: dict[str, list[str]] = {}
+    for item in items:
+        name, eq, values = item.partition("=")
+        if not eq or name not in AXES:
+            raise XbarError(f"--sweep: '{item}': expected AXIS=v1,v2 with AXIS one of {', '.join(AXES)}")
+        vals = [v for v in values.split(",") if v]
+        if not vals:
+            raise XbarError(f"--sweep: '{item}' lists no values")
+        axes[name] = vals
+    return axes
+
+
+def grid(base: SimConfig, axes: dict[str, list[str]]) -> Iterator[tuple[dict[str, str], SimConfig]]:
+    """Every combination of the sweep axes applied to `base`, validated."""
+    names = list(axes)
+    for combo in itertools.product(*(axes[n] for n in names)):
+        point = dict(zip(names, combo, strict=True))
+        update = {field: value for n, value in point.items() for field in AXES[n]}
+        try:
+            yield point, SimConfig.model_validate({**base.model_dump(), **update})
+        except ValidationError as e:
+            raise from_validation("--sweep", e) from None

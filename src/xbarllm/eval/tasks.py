@@ -1,0 +1,111 @@
+"""The three metrics: STS-B Spearman, SST-2 probe accuracy, WikiText-2 perplexity.
+
+Each `run_*` takes a `prepare(model)` callback that installs a simulation mode on a freshly loaded
+model and returns a calibration hook; the metric is computed on that model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+
+from xbarllm.eval import data
+from xbarllm.eval.models import minilm, smollm2
+
+Prepare = Callable[[torch.nn.Module, Callable[[], None]], None]
+
+
+def embed(tok, model, sentences: list[str], batch: int = 64) -> torch.Tensor:
+    """Mean-pooled last hidden states (the sentence-transformers recipe), one row per sentence."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(sentences), batch):
+            enc = tok(sentences[i:i + batch], padding=True, truncation=True, max_length=128, return_tensors="pt")
+            h = model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            out.append((h * mask).sum(1) / mask.sum(1))
+    return torch.cat(out)
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    return float(pd.Series(a).rank().corr(pd.Series(b).rank()))
+
+
+def run_stsb(prepare: Prepare, limit: int | None = None) -> float:
+    """STS-B test Spearman × 100 of cosine similarity between mean-pooled MiniLM embeddings."""
+    a, b, gold = data.stsb("test")
+    if limit:
+        a, b, gold = a[:limit], b[:limit], gold[:limit]
+    tok, model = minilm()
+    cal_a, _, _ = data.stsb("dev")
+    prepare(model, lambda: embed(tok, model, cal_a[:64]))
+    ea, eb = embed(tok, model, a), embed(tok, model, b)
+    return 100 * spearman(torch.nn.functional.cosine_similarity(ea, eb).tolist(), gold)
+
+
+def fit_probe(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> torch.nn.Linear:
+    """Logistic regression (L2 1e-4) fitted with L-BFGS on standardised features; deterministic."""
+    torch.manual_seed(0)
+    probe = torch.nn.Linear(x.shape[1], 1)
+    opt = torch.optim.LBFGS(probe.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+    target = y.float().unsqueeze(1)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(probe(x), target)
+        loss = loss + 1e-4 * probe.weight.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return probe
+
+
+def run_sst2(prepare: Prepare, limit: int | None = None, train_rows: int = 10_000) -> tuple[float, float]:
+    """SST-2 dev accuracy (%) of a probe trained on fp32 embeddings of a seed-0 train sample.
+
+    Returns (accuracy on this mode's embeddings, accuracy on fp32 embeddings).
+    """
+    text, label = data.sst2("train")
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(text), generator=g)[:train_rows].tolist()
+    tok, ref = minilm()
+    x_train = embed(tok, ref, [text[i] for i in idx])
+    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
+    probe = fit_probe((x_train - mu) / sd, torch.tensor([label[i] for i in idx]))
+    dev, y = data.sst2("dev")
+    if limit:
+        dev, y = dev[:limit], y[:limit]
+    truth = torch.tensor(y)
+
+    def accuracy(x: torch.Tensor) -> float:
+        with torch.no_grad():
+            return 100 * float(((probe((x - mu) / sd).squeeze(1) > 0).long() == truth).float().mean())
+
+    fp32 = accuracy(embed(tok, ref, dev))
+    _, model = minilm()
+    prepare(model, lambda: embed(tok, model, text[:64]))
+    return accuracy(embed(tok, model, dev)), fp32
+
+
+def run_wikitext2(prepare: Prepare, tokens: int = 8192, window: int = 1024) -> float:
+    """Perplexity of SmolLM2 on the first `tokens` tokens of WikiText-2 test, in disjoint windows."""
+    tok, model = smollm2()
+    ids = tok(data.wikitext2(), return_tensors="pt").input_ids[0][:tokens]
+    cal_text = " ".join(data.sst2("train")[0][:40])  # calibration text from another corpus
+    cal_ids = tok(cal_text, return_tensors="pt").input_ids[:, :256]
+    prepare(model, lambda: model(cal_ids))
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(ids) - 1, window):
+            chunk = ids[i:i + window].unsqueeze(0)
+            if chunk.shape[1] < 2:
+                break
+            loss = model(chunk, labels=chunk).loss
+            n = chunk.shape[1] - 1
+            nll += float(loss) * n
+            count += n
+    return float(torch.exp(torch.tensor(nll / count)))

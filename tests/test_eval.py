@@ -1,0 +1,112 @@
+"""Real models through the crossbar path: hooks, exactness in-model, a 20-pair STS-B smoke run, CLI."""
+
+import json
+
+import pytest
+import torch
+
+from xbarllm import XbarError
+from xbarllm.cli import main
+from xbarllm.eval import data
+from xbarllm.eval.models import minilm
+from xbarllm.eval.run import grid, measure, parse_sweep
+from xbarllm.eval.tasks import embed, spearman
+from xbarllm.sim import SimConfig
+from xbarllm.sim.modules import XbarLinear, XbarNorm, install
+
+SENTS = ["A man is playing a guitar.", "Stocks fell sharply on Monday.", "The cat sits on the mat."]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    tok, model = minilm()
+    return tok, embed(tok, model, SENTS)
+
+
+def _embed_with(cfg, tok):
+    _, model = minilm()
+    chip = install(model, cfg)
+    chip.calibrate(lambda: embed(tok, model, data.stsb("dev")[0][:16]))
+    return embed(tok, model, SENTS), model, chip
+
+
+def test_fp32_mode_reproduces_the_model_exactly(reference):
+    tok, ref = reference
+    out, model, _ = _embed_with(SimConfig(mode="fp32"), tok)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert any(isinstance(m, XbarLinear) for m in model.modules())
+    assert any(isinstance(m, XbarNorm) for m in model.modules())
+    assert model.config._attn_implementation == "xbar"
+
+
+def test_ideal_crossbar_equals_int8_digital_in_the_model(reference):
+    tok, _ = reference
+    int8, _, _ = _embed_with(SimConfig(mode="int8"), tok)
+    ideal, _, _ = _embed_with(SimConfig(adc_bits=None), tok)
+    assert torch.allclose(int8, ideal, atol=1e-5)
+
+
+def test_calibration_sets_a_full_scale_per_site_and_digit(reference):
+    tok, _ = reference
+    _, model, chip = _embed_with(SimConfig(), tok)
+    n_linear = sum(isinstance(m, XbarLinear) for m in model.modules())
+    assert len(chip.fullscale) >= n_linear and all(len(v) == 3 for v in chip.fullscale.values())
+
+
+def test_stsb_smoke_20_pairs_within_005_of_fp32():
+    fp32 = measure("stsb", SimConfig(mode="fp32"), limit=20)["value"]
+    noisy = measure("stsb", SimConfig(rtn=0.05), limit=20)["value"]
+    assert abs(noisy - fp32) / 100 <= 0.05
+
+
+def test_spearman_ranks():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_data_files_parse_with_their_quirks():
+    a, b, gold = data.stsb("test")
+    assert len(a) == len(b) == len(gold) == 1379 and all(0 <= g <= 5 for g in gold)
+    text, label = data.sst2("dev")
+    assert len(text) == 872 and sum(label) == 444
+    assert data.wikitext2().lstrip("\n").startswith(" = Robert Boulter = ")  # the recipe keeps blank lines
+
+
+def test_corrupt_and_missing_data_name_the_file(tmp_path):
+    (tmp_path / "stsb").mkdir()
+    (tmp_path / "stsb" / "sts-test.csv").write_text("only\tthree\tfields\n")
+    with pytest.raises(XbarError, match="sts-test.csv: line 1"):
+        data.stsb("test", tmp_path)
+    with pytest.raises(XbarError, match="dev.tsv: data file not found"):
+        data.sst2("dev", tmp_path)
+
+
+def test_sweep_grid():
+    points = list(grid(SimConfig(), parse_sweep(["noise=0,0.05", "bits_per_cell=1,2"])))
+    assert len(points) == 4 and points[1][1].rtn == 0.0 and points[1][1].bits_per_cell == 2
+    assert points[2][1].dense_noise == 0.05
+    with pytest.raises(XbarError, match="frob"):
+        parse_sweep(["frob=1"])
+    with pytest.raises(XbarError, match="--sweep"):
+        list(grid(SimConfig(), parse_sweep(["bits_per_cell=0"])))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["simulate", "all-minilm-l6-v2", "--task", "nope"], "unknown task"),
+    (["simulate", "all-minilm-l6-v2", "--noise", "-1"], "--noise"),
+    (["simulate", "all-minilm-l6-v2", "--S", "0"], "--S"),
+    (["simulate", "gpt2"], "runs on all-minilm-l6-v2"),
+    (["simulate", "all-minilm-l6-v2", "--sweep", "frob=1"], "frob"),
+])
+def test_simulate_bad_input(capsys, args, needle):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+
+
+def test_simulate_sweep_writes_a_tidy_table(tmp_path, capsys):
+    path = tmp_path / "sweep.csv"
+    code = main(["simulate", "all-minilm-l6-v2", "--limit", "8", "--sweep", "noise=0,0.05",
+                 "--out", str(path), "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0 and [r["noise"] for r in rows] == ["0", "0.05"] and path.is_file()

@@ -1,0 +1,117 @@
+"""Crossbar numerics: encoding round trip, exactness vs integer matmul, noise statistics, faults."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xbarllm.mapping.encoding import base, digits
+from xbarllm.sim import SimConfig, xbar_matmul
+from xbarllm.sim.crossbar import adc_lsb
+from xbarllm.sim.encoding import decode, encode, n_digits
+from xbarllm.sim.faults import misread_probability, stored_weights
+
+
+@pytest.mark.parametrize("s", range(1, 9))
+def test_every_int8_value_round_trips(s):
+    x = torch.arange(-128, 128)
+    d = encode(x.float(), s, n_digits(s, 128))
+    assert torch.equal(decode(d, s), x)
+    assert d.abs().max() <= 2**s - 1
+
+
+def test_digit_counts_match_the_cost_model():
+    # The simulator's symmetric INT8 needs exactly the digits the mapping charges cycles for.
+    assert [n_digits(s, 127) for s in range(1, 8)] == [digits(s, 8) for s in range(1, 8)] == [6, 3, 3, 2, 2, 2, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 300), st.integers(1, 9), st.integers(0, 2**31 - 1))
+def test_roundtrip_any_range(s, bits_extra, max_abs, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-max_abs * bits_extra, max_abs * bits_extra + 1, (n,), generator=g)
+    assert torch.equal(decode(encode(x.float(), s, n_digits(s, max_abs * bits_extra)), s), x)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 3), st.integers(1, 17), st.integers(1, 300), st.integers(1, 19),
+       st.sampled_from([8, 16, 64, 128]), st.integers(0, 2**31 - 1))
+def test_noise_free_crossbar_equals_integer_matmul(s, G, M, K, N, rows, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-127, 128, (G, M, K), generator=g).float()
+    w = torch.randint(-127, 128, (G, K, N), generator=g).float()
+    wide = SimConfig(encoding_s=s, rows=rows, adc_bits=24, adc_policy="worst_case")
+    assert adc_lsb(wide, max(1, rows // s), 127, n_digits(s, 127)).eq(1).all()
+    out = xbar_matmul(x, w, wide)
+    assert torch.equal(out, x.double() @ w.double())
+    assert torch.equal(xbar_matmul(x, w, wide.model_copy(update={"adc_bits": None})), out)
+
+
+def test_narrow_adc_is_not_exact_and_saturates():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(-127, 128, (1, 32, 256), generator=g).float()
+    w = torch.randint(-127, 128, (1, 256, 16), generator=g).float()
+    ref = x.double() @ w.double()
+    err8 = (xbar_matmul(x, w, SimConfig(adc_bits=8, adc_policy="worst_case")) - ref).norm() / ref.norm()
+    err4 = (xbar_matmul(x, w, SimConfig(adc_bits=4, adc_policy="worst_case")) - ref).norm() / ref.norm()
+    clipped = xbar_matmul(x, w, SimConfig(adc_bits=12, adc_policy="worst_case", adc_fullscale=0.01))
+    assert 0 < err8 < err4 and (clipped - ref).abs().max() > 0
+
+
+def test_rtn_amplitude_matches_the_setting():
+    # One digit per activation (S=7) and one tile: the column error is RTN over Σ (χ w)² exactly.
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 2, (1, 4000, 8), generator=g).float()  # digits 0/1: one unit resistor each
+    w = torch.full((1, 8, 1), 5.0)
+    cfg = SimConfig(encoding_s=7, rows=128, adc_bits=None, rtn=0.05, act_bits=8)
+    out = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(2), x_max=1)
+    ref = x.double() @ w.double()
+    on = ref.squeeze() > 0
+    rel = ((out - ref).squeeze()[on] / torch.sqrt(x.sum(-1).squeeze()[on].double() * 25))
+    assert rel.std().item() == pytest.approx(0.05, rel=0.05)
+    assert abs(rel.mean().item()) < 0.005
+
+
+def test_same_seed_same_numbers():
+    x = torch.randint(-127, 128, (1, 20, 100), generator=torch.Generator().manual_seed(3)).float()
+    w = torch.randint(-127, 128, (1, 100, 7), generator=torch.Generator().manual_seed(4)).float()
+    cfg = SimConfig(rtn=0.05)
+    a = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(9))
+    b = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(9))
+    c = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(10))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_column_duplication_does_not_change_numerics():
+    # d_c only runs activations in parallel: splitting M into groups gives the same numbers.
+    x = torch.randint(-127, 128, (1, 64, 200), generator=torch.Generator().manual_seed(5)).float()
+    w = torch.randint(-127, 128, (1, 200, 9), generator=torch.Generator().manual_seed(6)).float()
+    cfg = SimConfig(adc_bits=8, adc_policy="worst_case")
+    whole = xbar_matmul(x, w, cfg)
+    parts = torch.cat([xbar_matmul(x[:, i:i + 8], w, cfg) for i in range(0, 64, 8)], dim=1)
+    assert torch.equal(whole, parts)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from([1, 2, 4, 8]), st.floats(0, 0.2), st.floats(0, 0.05), st.integers(0, 1000))
+def test_storage_faults(bits, misread, stuck, seed):
+    w = torch.randint(-127, 128, (64, 32), generator=torch.Generator().manual_seed(seed)).float()
+    g = torch.Generator().manual_seed(seed)
+    read = stored_weights(w, 8, bits, misread, stuck, g)
+    assert read.shape == w.shape and read.abs().max() <= 128 and torch.equal(read, read.round())
+    if misread == 0 and stuck == 0:
+        assert torch.equal(read, w)
+    assert torch.equal(read, stored_weights(w, 8, bits, misread, stuck, torch.Generator().manual_seed(seed)))
+
+
+def test_fewer_levels_per_cell_misread_less_at_equal_noise():
+    p = {b: misread_probability(0.05, b) for b in (1, 2, 3)}
+    assert p[1] < p[2] < p[3] and misread_probability(0.0, 2) == 0.0
+    # 2 levels: half gap 0.5 = 10 σ at σ = 0.05; 4 levels: 0.1667 = 3.33 σ
+    assert p[2] == pytest.approx(math.erfc(3.3333 / math.sqrt(2)), rel=1e-3)
+
+
+def test_base_of_encoding():
+    assert [base(s) for s in (1, 2, 3)] == [3, 7, 15]
