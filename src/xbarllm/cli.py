@@ -266,7 +266,8 @@ def simulate_cmd(
     try:
         base = SimConfig(encoding_s=s, rtn=noise, adc_bits=adc_bits, seed=seed)
     except ValidationError as e:
-        raise from_validation("simulate", e, {"encoding_s": "--S", "rtn": "--noise", "adc_bits": "--adc-bits"}) from None
+        flags = {"encoding_s": "--S", "rtn": "--noise", "adc_bits": "--adc-bits"}
+        raise from_validation("simulate", e, flags) from None
     if sweep:
         points = list(grid(base, parse_sweep(sweep)))
     else:

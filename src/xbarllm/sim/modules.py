@@ -152,7 +152,7 @@ def install(model: nn.Module, cfg: SimConfig) -> Products:
     AttentionMaskInterface.register("xbar", eager_mask)  # additive float mask, as eager attention
     for name, mod in list(model.named_modules()):
         for child_name, child in list(mod.named_children()):
-            if isinstance(child, nn.Linear) and not _is_head(f"{name}.{child_name}"):
+            if isinstance(child, nn.Linear):
                 setattr(mod, child_name, XbarLinear(child, chip))
             elif isinstance(child, nn.LayerNorm) or type(child).__name__.endswith("RMSNorm"):
                 setattr(mod, child_name, XbarNorm(child, chip, rms=not isinstance(child, nn.LayerNorm)))
@@ -161,6 +161,3 @@ def install(model: nn.Module, cfg: SimConfig) -> Products:
     model.set_attn_implementation("xbar")
     return chip
 
-
-def _is_head(name: str) -> bool:
-    return name.endswith("lm_head")
