@@ -150,7 +150,7 @@ def install(model: nn.Module, cfg: SimConfig) -> Products:
     chip = Products(cfg)
     AttentionInterface.register("xbar", xbar_attention)
     AttentionMaskInterface.register("xbar", eager_mask)  # additive float mask, as eager attention
-    for name, mod in list(model.named_modules()):
+    for _, mod in list(model.named_modules()):
         for child_name, child in list(mod.named_children()):
             if isinstance(child, nn.Linear):
                 setattr(mod, child_name, XbarLinear(child, chip))
