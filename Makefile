@@ -3,7 +3,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint
+.PHONY: demo test bench bench-sim lint
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,10 +17,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/xbarllm map bert-base --seq-len 256
 	$(VENV)/bin/xbarllm map smollm2-135m --phase decode --context 1024
+	$(VENV)/bin/xbarllm estimate bert-large --vs tpuv4 --vs a100
 
 test: $(STAMP)
 	# pytest exits 5 when no tests are collected; that is not a failure.
 	$(PY) -m pytest -q || { rc=$$?; if [ $$rc -eq 5 ]; then echo 'no tests collected'; else exit $$rc; fi; }
+
+bench-sim: $(STAMP)
+	$(PY) benchmarks/bench_sim.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_map.py

