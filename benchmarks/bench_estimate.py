@@ -6,22 +6,14 @@ The reference in the same run is build + map alone, so the ratio shows what the 
 from __future__ import annotations
 
 import sys
-import time
+
+from timing import best_of
 
 from xbarllm import cost, mapping
 from xbarllm.spec import load_hardware, load_model
 from xbarllm.workload import build
 
 CASES = [("bert-large", 256, 0.050), ("gpt3-175b", 2048, 1.0)]
-
-
-def best(fn, repeats: int = 7) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> int:
@@ -31,8 +23,8 @@ def main() -> int:
     print(f"{'model':<12} {'seq':>5} {'estimate':>10} {'target':>8} {'ours/target':>12} {'map only':>9} {'ratio':>6}")
     for name, seq_len, target in CASES:
         spec = load_model(name)
-        t_est = best(lambda s=spec, n=seq_len: cost.estimate(mapping.map(build(s, seq_len=n), hw), hw))
-        t_map = best(lambda s=spec, n=seq_len: mapping.map(build(s, seq_len=n), hw))
+        t_est, _ = best_of(lambda s=spec, n=seq_len: cost.estimate(mapping.map(build(s, seq_len=n), hw), hw))
+        t_map, _ = best_of(lambda s=spec, n=seq_len: mapping.map(build(s, seq_len=n), hw))
         failed |= t_est > target
         print(f"{name:<12} {seq_len:>5} {t_est * 1e3:>7.1f} ms {target * 1e3:>5.0f} ms {t_est / target:>12.2f} "
               f"{t_map * 1e3:>6.1f} ms {t_est / t_map:>6.2f}")

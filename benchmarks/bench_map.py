@@ -8,11 +8,10 @@ on a noisy machine.
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 
 import torch
+from timing import best_of
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, AutoModelForCausalLM, BertModel
 
@@ -22,15 +21,6 @@ from xbarllm.spec.model import _preset_dict
 from xbarllm.workload import build
 
 CASES = [("bert-large", 256, 0.050), ("gpt3-175b", 2048, 1.0)]
-
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
 
 
 def trace(name: str, seq_len: int) -> None:
