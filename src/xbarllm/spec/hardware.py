@@ -7,11 +7,9 @@ Every structural field must have an entry in `sources`.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +21,7 @@ from pydantic import (
 )
 
 from xbarllm.errors import XbarError, from_validation
+from xbarllm.spec import presets
 
 
 class _Strict(BaseModel):
@@ -168,38 +167,14 @@ def structural_fields(spec: HardwareSpec) -> list[str]:
     return out
 
 
-_PRESET_DIR = "spec/presets/hardware"
-
-
 def hardware_presets() -> list[str]:
     """Names of the hardware presets shipped with the package."""
-    root = resources.files("xbarllm") / _PRESET_DIR
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+    return presets.names("hardware", ".yaml")
 
 
 def load_hardware(name_or_path: str | Path = "proposed") -> HardwareSpec:
     """Load a hardware spec from a preset name or a YAML file; errors name the file and field."""
-    text = str(name_or_path)
-    if text in hardware_presets():
-        where, raw = text, (resources.files("xbarllm") / _PRESET_DIR / f"{text}.yaml").read_text()
-    else:
-        path = Path(text)
-        if not path.is_file():
-            raise XbarError(f"unknown hardware '{text}': not a file, and not a preset "
-                            f"(presets: {', '.join(hardware_presets())})")
-        where = str(path)
-        try:
-            raw = path.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise XbarError(f"{where}: cannot read ({e})") from None
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise XbarError(f"{where}: not valid YAML{at}") from None
-    if not isinstance(data, dict):
-        raise XbarError(f"{where}: expected a mapping of fields at the top level")
+    where, data = presets.load_yaml("hardware", name_or_path, "hardware")
     try:
         return HardwareSpec.model_validate(data)
     except ValidationError as e:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from xbarllm.errors import XbarError, from_validation
+from xbarllm.spec import presets
 
 Family = Literal["encoder", "decoder", "encoder-decoder"]
 Activation = Literal["relu", "gelu", "silu"]
@@ -197,18 +197,14 @@ _HF_FIELD = {"n_layers": "num_hidden_layers", "n_dec_layers": "num_decoder_layer
              "n_kv_heads": "num_key_value_heads", "d_ff": "intermediate_size"}
 
 
-_PRESET_DIR = "spec/presets/models"
-
-
 def model_presets() -> list[str]:
     """Names of the model presets shipped with the package."""
-    root = resources.files("xbarllm") / _PRESET_DIR
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".json"))
+    return presets.names("models", ".json")
 
 
 @cache
 def _preset_dict(name: str) -> dict[str, Any]:
-    text = (resources.files("xbarllm") / _PRESET_DIR / f"{name}.json").read_text()
+    text = presets.preset_text("models", name, ".json")
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
 
-from xbarllm.errors import XbarError, from_validation
-
-_DIR = "spec/presets/platforms"
+from xbarllm.errors import from_validation
+from xbarllm.spec import presets
 
 
 class _Sourced(BaseModel):
@@ -53,24 +50,15 @@ class PinnedSpec(_Sourced):
 
 
 def platform_presets() -> list[str]:
-    """Names of the roofline platform presets."""
-    return sorted(p.name[:-5] for p in (resources.files("xbarllm") / _DIR).iterdir() if p.name.endswith(".yaml"))
+    """Names of the roofline and pinned-crossbar platform presets."""
+    return presets.names("platforms", ".yaml")
 
 
 def load_platform(name_or_path: str | Path) -> PlatformSpec | PinnedSpec:
     """Load a roofline or pinned-crossbar platform from a preset or YAML file; errors name the field."""
-    text = str(name_or_path)
-    if text in platform_presets():
-        where, raw = text, (resources.files("xbarllm") / _DIR / f"{text}.yaml").read_text()
-    elif Path(text).is_file():
-        where, raw = text, Path(text).read_text()
-    else:
-        raise XbarError(f"unknown platform '{text}' (presets: {', '.join(platform_presets())})")
+    where, data = presets.load_yaml("platforms", name_or_path, "platform")
+    kind = PinnedSpec if "crossbars_per_chip" in data else PlatformSpec
     try:
-        data = yaml.safe_load(raw)
-        kind = PinnedSpec if isinstance(data, dict) and "crossbars_per_chip" in data else PlatformSpec
         return kind.model_validate(data)
-    except yaml.YAMLError:
-        raise XbarError(f"{where}: not valid YAML") from None
     except ValidationError as e:
         raise from_validation(where, e) from None

@@ -22,7 +22,7 @@ Phase = Literal["prefill", "decode"]
 _OP_FIELDS = [f.name for f in fields(Op)]
 
 
-def _stack(m: ModelSpec, stack: str, n_layers: int, template: list[Op]) -> dict[str, np.ndarray]:
+def _stack(stack: str, n_layers: int, template: list[Op]) -> dict[str, np.ndarray]:
     """Replicate one layer's ops over `n_layers` layers as column arrays."""
     cols = list(zip(*(astuple(o) for o in template), strict=True))
     out = {name: np.tile(np.asarray(vals), n_layers) for name, vals in zip(_OP_FIELDS, cols, strict=True)}
@@ -32,7 +32,7 @@ def _stack(m: ModelSpec, stack: str, n_layers: int, template: list[Op]) -> dict[
 
 
 def _single(stack: str, index: int, ops: list[Op]) -> dict[str, np.ndarray]:
-    return _stack(None, stack, 1, ops) | {C.LAYER: np.full(len(ops), index)}  # type: ignore[arg-type]
+    return _stack(stack, 1, ops) | {C.LAYER: np.full(len(ops), index)}
 
 
 def _plan(m: ModelSpec, phase: Phase, L: int, B: int, c: int, dec_len: int) -> list[dict[str, np.ndarray]]:
@@ -41,13 +41,13 @@ def _plan(m: ModelSpec, phase: Phase, L: int, B: int, c: int, dec_len: int) -> l
     if m.family == "encoder":
         if m.embed_norm:
             parts.append(_single("enc", -1, norm(m, "ln_emb", B * L, "D1")))
-        parts.append(_stack(m, "enc", m.n_layers, layer(m, "enc", B, L, L, causal=False, cached=False)))
+        parts.append(_stack("enc", m.n_layers, layer(m, "enc", B, L, L, causal=False, cached=False)))
         return parts
     enc_len = 0
     if m.family == "encoder-decoder":
         enc_len = L
         if phase == "prefill":
-            parts.append(_stack(m, "enc", m.n_layers, layer(m, "enc", B, L, L, causal=False, cached=False)))
+            parts.append(_stack("enc", m.n_layers, layer(m, "enc", B, L, L, causal=False, cached=False)))
             parts.append(_single("enc", m.n_layers, norm(m, "ln_f", B * L, "D1")))
         n_dec = m.n_dec_layers
     else:
@@ -55,7 +55,7 @@ def _plan(m: ModelSpec, phase: Phase, L: int, B: int, c: int, dec_len: int) -> l
         dec_len = L
     n, kv = (dec_len, dec_len) if phase == "prefill" else (1, c)
     tmpl = layer(m, "dec", B, n, kv, causal=phase == "prefill", cached=phase == "decode", enc_len=enc_len)
-    parts.append(_stack(m, "dec", n_dec, tmpl))
+    parts.append(_stack("dec", n_dec, tmpl))
     parts.append(_single("dec", n_dec, [*norm(m, "ln_f", B * n, "D1"), head(m, B * n)]))
     return parts
 
