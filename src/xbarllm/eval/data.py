@@ -9,9 +9,12 @@ from xbarllm.errors import XbarError
 
 
 def data_dir() -> Path:
-    """$XBARLLM_DATA, else ../shared/data beside the project checkout."""
+    """$XBARLLM_DATA, else the first ../shared/data beside the project checkout or the working directory."""
     env = os.environ.get("XBARLLM_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[4] / "shared" / "data"
+    if env:
+        return Path(env)
+    candidates = [Path(__file__).resolve().parents[4] / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def _lines(path: Path) -> list[str]:
