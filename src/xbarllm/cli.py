@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -70,31 +71,27 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_table_atomic(df: Any, path: Path) -> None:
-    """Write a DataFrame to .csv or .parquet via a temporary file, so a failure leaves no partial file."""
-    if path.suffix.lower() == ".csv":
-        write_text_atomic(df.to_csv(index=False), path)
-        return
+def _atomic(path: Path, write: Callable[[str], object]) -> None:
+    """Run write(tmp) on a temporary file beside `path`, then rename: no partial file is ever left."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        df.to_parquet(tmp, index=False)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_table_atomic(df: Any, path: Path) -> None:
+    """Write a DataFrame to .csv or .parquet atomically."""
+    csv = path.suffix.lower() == ".csv"
+    _atomic(path, lambda tmp: df.to_csv(tmp, index=False) if csv else df.to_parquet(tmp, index=False))
 
 
 def write_text_atomic(text: str, path: Path) -> None:
-    """Write text via a temporary file in the same directory, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write text atomically."""
+    _atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _check_out(path: Path | None) -> None:
