@@ -297,6 +297,11 @@ def presets_cmd() -> None:
     out.print("hardware: " + ", ".join(hardware_presets()))
 
 
+from xbarllm.cli_flash import flash_app  # noqa: E402  (it reads this module's consoles and helpers)
+
+app.add_typer(flash_app, name="flash")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app; bad input of any kind prints one line and exits 2."""
     try:

@@ -98,14 +98,18 @@ def run_wikitext2(prepare: Prepare, tokens: int = 8192, window: int = 1024) -> f
     cal_text = " ".join(data.sst2("train")[0][:40])  # calibration text from another corpus
     cal_ids = tok(cal_text, return_tensors="pt").input_ids[:, :256]
     prepare(model, lambda: model(cal_ids))
+    return perplexity(model, ids, window)
+
+
+@torch.no_grad()
+def perplexity(model, ids: torch.Tensor, window: int = 1024) -> float:
+    """Perplexity of a causal LM on token ids `ids` (1-D), scored in disjoint windows of `window` tokens."""
     nll, count = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(ids) - 1, window):
-            chunk = ids[i:i + window].unsqueeze(0)
-            if chunk.shape[1] < 2:
-                break
-            loss = model(chunk, labels=chunk).loss
-            n = chunk.shape[1] - 1
-            nll += float(loss) * n
-            count += n
+    for s in range(0, len(ids) - 1, window):
+        chunk = ids[s:s + window].unsqueeze(0)
+        if chunk.shape[1] < 2:
+            break
+        n = chunk.shape[1] - 1
+        nll += float(model(chunk, labels=chunk).loss) * n
+        count += n
     return float(torch.exp(torch.tensor(nll / count)))

@@ -233,15 +233,21 @@ def _read_json(path: Path) -> dict[str, Any]:
     return d
 
 
-def load_model(name_or_path: str | Path) -> ModelSpec:
-    """Load a model shape from a preset name, a config.json, a model directory or a .gguf file."""
+def hf_config(name_or_path: str | Path) -> Any:
+    """The transformers config of a preset name, a config.json, a model directory or a .gguf file."""
     from transformers import AutoConfig
 
     text = str(name_or_path)
     if text in model_presets():
-        return from_hf_config(AutoConfig.for_model(**_preset_dict(text)), text)
+        return AutoConfig.for_model(**_preset_dict(text))
     path = Path(text)
     if not path.exists():
         raise XbarError(f"unknown model '{text}': not a file, and not a preset "
                         f"(presets: {', '.join(model_presets())})")
-    return from_hf_config(_hf_config_from_path(path), str(path))
+    return _hf_config_from_path(path)
+
+
+def load_model(name_or_path: str | Path) -> ModelSpec:
+    """Load a model shape from a preset name, a config.json, a model directory or a .gguf file."""
+    text = str(name_or_path)
+    return from_hf_config(hf_config(text), text if text in model_presets() else str(Path(text)))
