@@ -3,7 +3,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-sim lint
+.PHONY: demo test bench bench-sim bench-flash lint
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(STAMP)
 
 bench-sim: $(STAMP)
 	$(PY) benchmarks/bench_sim.py
+
+bench-flash: $(STAMP)
+	$(PY) benchmarks/bench_flash.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_map.py
