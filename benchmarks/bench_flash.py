@@ -39,8 +39,8 @@ def _verdict(name: str, ours: float, target: str, ok: bool) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", type=float, default=0.5)
-    ap.add_argument("--density", type=float, default=0.1)
-    ap.add_argument("--rank", type=int, default=64)
+    ap.add_argument("--density", type=float, default=0.05)
+    ap.add_argument("--rank", type=int, default=32)
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=16)
     ap.add_argument("--ppl-tokens", type=int, default=8192)

@@ -58,9 +58,9 @@ def convert_cmd(
     model: Annotated[str, typer.Option("--model", help="smollm2-135m, or a Llama-style preset/config.json "
                                        "(random weights, for speed only)")] = "smollm2-135m",
     out_file: Annotated[Path | None, typer.Option("--out", help="flash file to write")] = None,
-    density: Annotated[float, typer.Option("--density", help="target fraction of FFN neurons per token")] = 0.1,
-    rank: Annotated[int, typer.Option("--rank", help="rank of each layer's predictor")] = 64,
-    train_tokens: Annotated[int, typer.Option("--train-tokens", help="WikiText-2 tokens to train on")] = 8192,
+    density: Annotated[float, typer.Option("--density", help="target fraction of FFN neurons per token")] = 0.05,
+    rank: Annotated[int, typer.Option("--rank", help="rank of each layer's predictor")] = 32,
+    train_tokens: Annotated[int, typer.Option("--train-tokens", help="WikiText-2 tokens to train on")] = 16384,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Write one flash file: resident weights (safetensors), bundled FFN neurons, predictors, checksums."""

@@ -12,9 +12,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _quiet() -> None:
+    """Silence transformers' progress bars, including the GGUF loader's own tqdm (our CLI draws rich bars)."""
+    from functools import partial
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    if not isinstance(gguf_utils.tqdm, partial):
+        gguf_utils.tqdm = partial(gguf_utils.tqdm, disable=True)
 
 
 def minilm():

@@ -42,26 +42,28 @@ def train_predictors(model, ids: torch.Tensor, density: float, rank: int, seed: 
                      progress: Progress | None = None) -> tuple[dict[str, torch.Tensor], dict[str, list[float]]]:
     """Per-layer predictors of the neurons with the top-`density` |SiLU(g)·u| on `ids` (80 % train, 20 % held out).
 
-    Returns the tensors to store and held-out recall, precision and predicted density per layer."""
+    Each predictor's logit threshold is set so that it picks a fraction `density` of the training tokens'
+    neurons. Returns the tensors to store and held-out recall, precision and picked density per layer."""
     xs = sparsity.ffn_inputs(model, ids)
     tensors: dict[str, torch.Tensor] = {}
     stats: dict[str, list[float]] = {"recall": [], "precision": [], "density": []}
     taus = []
+    cut = int(0.8 * len(ids))
     for i, layer in enumerate(model.model.layers):
         x = xs[i]
         with torch.no_grad():
             c = sparsity.ffn_parts(layer.mlp, x)[1]
-        labels = c > sparsity.quantile_tau(c, density)
-        cut = int(0.8 * len(x))
+        labels = c > sparsity.quantile_tau(c[:cut], density)
         p = sparsity.train_predictor(x[:cut], labels[:cut], rank, seed=seed + i)
         with torch.no_grad():
-            sel = p(x[cut:]) > 0
+            logits = p(x)
+        taus.append(sparsity.quantile_tau(logits[:cut], density))
+        sel = logits[cut:] > taus[-1]
         r, pr = sparsity.recall_precision(sel, labels[cut:])
         stats["recall"].append(r)
         stats["precision"].append(pr)
         stats["density"].append(float(sel.float().mean()))
         tensors.update({f"{PRED}.{i}.{k}": v.contiguous() for k, v in p.state_dict().items()})
-        taus.append(0.0)
         if progress:
             progress("train predictors", i + 1, len(xs))
     tensors[f"{PRED}.tau"] = torch.tensor(taus)
@@ -106,7 +108,7 @@ def _random_tensors(model, density: float, rank: int, seed: int) -> tuple[dict[s
     return resident, ffn
 
 
-def convert(out: str | Path, model: str = REAL, density: float = 0.1, rank: int = 64, train_tokens: int = 8192,
+def convert(out: str | Path, model: str = REAL, density: float = 0.05, rank: int = 32, train_tokens: int = 16384,
             seed: int = 0, progress: Progress | None = None) -> dict[str, Any]:
     """Write the flash file for `model` to `out`; returns the header's sparsity summary.
 
