@@ -20,11 +20,11 @@ from xbarllm.flash.convert import convert
 from xbarllm.flash.engine import EngineConfig
 
 COLS = ["config", "io_ms", "mm_ms", "compute_ms", "total_ms", "bytes_per_token", "bytes_vs_naive",
-        "reads_per_token", "dram_fraction", "held_per_layer", "speedup_vs_naive", "io_mode"]
+        "reads_per_token", "io_gb_per_s", "dram_fraction", "held_per_layer", "speedup_vs_naive", "io_mode"]
 
 
 def _file(model: str, density: float, rank: int):
-    path = default_path(model)
+    path = default_path(model if (density, rank) == (0.05, 32) else f"{model}-d{density:g}-r{rank}")
     if not path.exists():
         print(f"converting {model} -> {path}", flush=True)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,8 @@ def main() -> int:
     _verdict("latency naive / ours", float(ours.speedup_vs_naive), ">= 4x", ours.speedup_vs_naive >= 4)
     _verdict("bytes per token / dense", float(ours.bytes_vs_naive), "<= 0.25", ours.bytes_vs_naive <= 0.25)
     over = summary[summary.dram_fraction > args.budget]
-    print(f"DRAM footprint within budget in every configuration: {'yes' if over.empty else 'NO: ' + str(over.config.tolist())}")
+    within = "yes" if over.empty else f"NO: {over.config.tolist()}"
+    print(f"DRAM footprint within budget in every configuration: {within}")
 
     if args.ppl_tokens:
         q = bench.sparsity_quality(path, args.ppl_tokens)

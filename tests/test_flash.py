@@ -177,3 +177,17 @@ def test_bench_latency_table(tiny):
     assert (summary.dram_fraction <= 1.0).all()
     assert len(tokens) == 4 * 4
     json.dumps(summary.to_dict("records"))
+
+
+def test_cli_convert_random_and_bench(tmp_path, capsys):
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps(TINY))
+    path = tmp_path / "r.xflash"
+    assert main(["flash", "convert", "--model", str(cfg), "--out", str(path), "--density", "0.2", "--rank", "4"]) == 0
+    assert open_flash(path).header["random_weights"] is True
+    assert main(["flash", "bench", "--file", str(path), "--dram-budget", "0.8", "--prompt-tokens", "4",
+                 "--new-tokens", "2", "--out", str(tmp_path / "res"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["latency"]
+    assert [r["config"] for r in rows] == ["naive", "hybrid", "predictor+window", "+bundling"]
+    assert all(r["dram_fraction"] <= 0.8 for r in rows)
+    assert {p.name for p in (tmp_path / "res").iterdir()} == {"flash_latency.csv", "flash_tokens.csv"}

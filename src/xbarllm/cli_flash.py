@@ -90,7 +90,7 @@ def convert_cmd(
         n = len(sp["recall"])
         msg += (f"; predictor rank {rank} on {sp['train_tokens']} tokens, held-out mean recall "
                 f"{sum(sp['recall']) / n:.3f}, precision {sum(sp['precision']) / n:.3f}, "
-                f"predicted density {sum(sp['density']) / n:.3f} (target {density})")
+                f"picked density {sum(sp['picked_density']) / n:.3f} (target {density})")
     out.print(msg, highlight=False)
 
 
@@ -126,6 +126,11 @@ def generate_cmd(
               f"memory management {dec.mm_ms.mean():.1f}, compute {dec.compute_ms.mean():.1f}); "
               f"{dec.bytes_read.mean() / 2**20:.2f} MiB read/token; DRAM {dram['total'] / 2**20:.1f} MiB of "
               f"budget {eng.budget_bytes / 2**20:.1f} MiB", highlight=False)
+
+
+_SHOWN = {"config": "config", "io_ms": "I/O ms", "mm_ms": "mem ms", "compute_ms": "compute ms", "total_ms": "ms",
+          "mib_per_token": "MiB read", "bytes_vs_naive": "vs naive", "io_gb_per_s": "GB/s",
+          "dram_fraction": "DRAM/model", "speedup_vs_naive": "speedup"}
 
 
 @flash_app.command("bench")
@@ -165,8 +170,9 @@ def bench_cmd(
         print(json.dumps({"latency": summary.to_dict("records"),
                           "sparsity": None if quality is None else quality.to_dict("records")}))
         return
-    title = f"{path.name}: per-token means over {new_tokens} generated tokens"
-    out.print(_table(title, summary.round(3).to_dict("records")))
+    title = f"{path.name}: per-token means over {new_tokens} generated tokens ({summary.io_mode[0]} reads)"
+    shown = summary.assign(mib_per_token=summary.bytes_per_token / 2**20)[list(_SHOWN)].rename(columns=_SHOWN)
+    out.print(_table(title, shown.round(3).to_dict("records")))
     if quality is not None:
         out.print(_table(f"sparsity on the first {ppl_tokens} WikiText-2 tokens", quality.round(4).to_dict("records")))
 

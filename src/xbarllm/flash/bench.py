@@ -61,7 +61,9 @@ def latency(path: Path, configs: dict[str, EngineConfig], prompt: torch.Tensor, 
         rows.append({"config": label, "io_ms": dec.io_ms.mean(), "mm_ms": dec.mm_ms.mean(),
                      "compute_ms": dec.compute_ms.mean(), "total_ms": dec.total_ms.mean(),
                      "bytes_per_token": dec.bytes_read.mean(), "bytes_vs_naive": dec.bytes_read.mean() / dense,
-                     "reads_per_token": dec.reads.mean(), "dram_mib": dram["total"] / 2**20,
+                     "reads_per_token": dec.reads.mean(),
+                     "io_gb_per_s": dec.bytes_read.sum() / max(dec.io_ms.sum(), 1e-9) / 1e6,
+                     "dram_mib": dram["total"] / 2**20,
                      "dram_fraction": dram["total"] / model_bytes, "budget_fraction": cfg.budget,
                      "held_per_layer": dec.held_per_layer.mean(), "io_mode": mode})
         tokens.append(st.assign(config=label))
@@ -77,7 +79,10 @@ def sparsity_quality(path: Path, tokens: int = EVAL_TOKENS, window: int = 4,
                      progress: Callable[[str, int], None] | None = None) -> pd.DataFrame:
     """Perplexity (first `tokens` WikiText-2 test tokens, 1024-token windows) and recall/precision against the
     ground truth (top-density |SiLU(g)·u|) for: dense; the truth itself; (a) |SiLU(g)| threshold; (b) the file's
-    predictor; (b) with the window union of the last `window` tokens. Thresholds come from the first window."""
+    predictor; (b) with the window union of the last `window` tokens. Thresholds come from the first window.
+
+    `recall`/`precision` are measured inside the sparsified model (errors compound over layers);
+    `recall_dense_inputs`/`precision_dense_inputs` on the dense model's FFN inputs of the first window."""
     from xbarllm.eval import data
     from xbarllm.eval.models import smollm2
     from xbarllm.eval.tasks import perplexity
@@ -119,16 +124,20 @@ def sparsity_quality(path: Path, tokens: int = EVAL_TOKENS, window: int = 4,
                 "(b) predictor": pred,
                 f"(b) predictor + window {window}": (pred, window)}
     dense = perplexity(model, ids)
-    rows = [{"setting": "dense", "density": 1.0, "recall": 1.0, "precision": density,
-             "perplexity": dense, "ppl_increase": 0.0}]
+    rows = [{"setting": "dense", "density": 1.0, "recall": 1.0, "precision": density, "recall_dense_inputs": 1.0,
+             "precision_dense_inputs": density, "perplexity": dense, "ppl_increase": 0.0}]
     for n, (name, how) in enumerate(settings.items()):
         pick, win = how if isinstance(how, tuple) else (how, 1)
+        open_loop = selector(name, pick, win)
+        for i, layer in enumerate(layers):
+            open_loop(i, layer.mlp, xs[i])
+        hits0, truth0, picked0 = counts[name]
         with masked_ffn(model, selector(name, pick, win)):
             ppl = perplexity(model, ids)
         hits, truth, picked = counts[name]
         rows.append({"setting": name, "density": picked / (len(ids) * len(layers) * layers[0].mlp.intermediate_size),
-                     "recall": hits / truth, "precision": hits / picked,
-                     "perplexity": ppl, "ppl_increase": ppl / dense - 1})
+                     "recall": hits / truth, "precision": hits / picked, "recall_dense_inputs": hits0 / truth0,
+                     "precision_dense_inputs": hits0 / picked0, "perplexity": ppl, "ppl_increase": ppl / dense - 1})
         if progress:
             progress(name, n + 1)
     return pd.DataFrame(rows)

@@ -46,7 +46,7 @@ def train_predictors(model, ids: torch.Tensor, density: float, rank: int, seed: 
     neurons. Returns the tensors to store and held-out recall, precision and picked density per layer."""
     xs = sparsity.ffn_inputs(model, ids)
     tensors: dict[str, torch.Tensor] = {}
-    stats: dict[str, list[float]] = {"recall": [], "precision": [], "density": []}
+    stats: dict[str, list[float]] = {"recall": [], "precision": [], "picked_density": []}
     taus = []
     cut = int(0.8 * len(ids))
     for i, layer in enumerate(model.model.layers):
@@ -62,7 +62,7 @@ def train_predictors(model, ids: torch.Tensor, density: float, rank: int, seed: 
         r, pr = sparsity.recall_precision(sel, labels[cut:])
         stats["recall"].append(r)
         stats["precision"].append(pr)
-        stats["density"].append(float(sel.float().mean()))
+        stats["picked_density"].append(float(sel.float().mean()))
         tensors.update({f"{PRED}.{i}.{k}": v.contiguous() for k, v in p.state_dict().items()})
         if progress:
             progress("train predictors", i + 1, len(xs))
