@@ -83,3 +83,15 @@ def test_estimate_bad_input(capsys, args, needle):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
+
+
+def test_fig13_curve_trades_area_for_latency():
+    """Building 2·d_c columns per crossbar: area rises and latency falls strictly with d_c."""
+    from xbarllm.report.reproduce import FIG13_DC, fig13
+
+    rows = {r.item: r.ours for r in fig13(load_hardware("proposed"))}
+    for name in ("bert-base", "bert-large"):
+        area = [rows[f"Fig. 13 {name} d_c={d} area (mm2)"] for d in FIG13_DC]
+        lat = [rows[f"Fig. 13 {name} d_c={d} latency (us)"] for d in FIG13_DC]
+        assert all(a < b for a, b in zip(area, area[1:], strict=False))
+        assert all(a > b for a, b in zip(lat, lat[1:], strict=False))

@@ -39,6 +39,17 @@ def test_fp32_mode_reproduces_the_model_exactly(reference):
     assert model.config._attn_implementation == "xbar"
 
 
+def test_stages_keep_the_others_fp32(reference):
+    tok, ref = reference
+    out, model, _ = _embed_with(SimConfig(mode="int8", stages="norm"), tok)
+    assert not any(isinstance(m, XbarLinear) for m in model.modules())
+    assert any(isinstance(m, XbarNorm) for m in model.modules())
+    assert model.config._attn_implementation != "xbar"
+    assert not torch.allclose(out, ref, atol=1e-6)  # the INT8 norm statistics do change the numbers
+    with pytest.raises(ValueError, match="unknown stage 'ffn'"):
+        SimConfig(stages="linear+ffn")
+
+
 def test_ideal_crossbar_equals_int8_digital_in_the_model(reference):
     tok, _ = reference
     int8, _, _ = _embed_with(SimConfig(mode="int8"), tok)

@@ -297,8 +297,10 @@ def presets_cmd() -> None:
     out.print("hardware: " + ", ".join(hardware_presets()))
 
 
-from xbarllm.cli_flash import flash_app  # noqa: E402  (it reads this module's consoles and helpers)
+from xbarllm.cli_explore import explore_cmd  # noqa: E402  (these read this module's consoles and helpers)
+from xbarllm.cli_flash import flash_app  # noqa: E402
 
+app.command("explore")(explore_cmd)
 app.add_typer(flash_app, name="flash")
 
 

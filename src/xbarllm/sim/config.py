@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+STAGES = ("linear", "attention", "norm")
 
 
 class SimConfig(BaseModel):
@@ -30,4 +32,19 @@ class SimConfig(BaseModel):
                                "range; adds the misreads it causes at bits_per_cell (see faults.misread_probability)")
     stuck_rate: float = Field(0.0, ge=0, le=1, description="dense cells stuck at the lowest or highest level")
     softmax_subtract_max: bool = Field(False, description="subtract the row maximum before EXP (the paper does not)")
+    stages: str = Field("linear+attention+norm", description="'+'-joined products that run on the simulated "
+                        "chip (linear, attention, norm); the others stay fp32, to attribute a loss to a stage")
     seed: int = 0
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, v: str) -> str:
+        parts = v.split("+")
+        bad = [p for p in parts if p not in STAGES]
+        if bad or not parts:
+            raise ValueError(f"unknown stage {bad[0] if bad else v!r} (stages: {', '.join(STAGES)})")
+        return v
+
+    def runs(self, stage: str) -> bool:
+        """Whether products of `stage` (linear, attention, norm) go through the simulated chip."""
+        return stage in self.stages.split("+")

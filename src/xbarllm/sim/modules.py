@@ -152,12 +152,13 @@ def install(model: nn.Module, cfg: SimConfig) -> Products:
     AttentionMaskInterface.register("xbar", eager_mask)  # additive float mask, as eager attention
     for _, mod in list(model.named_modules()):
         for child_name, child in list(mod.named_children()):
-            if isinstance(child, nn.Linear):
+            if isinstance(child, nn.Linear) and cfg.runs("linear"):
                 setattr(mod, child_name, XbarLinear(child, chip))
-            elif isinstance(child, nn.LayerNorm) or type(child).__name__.endswith("RMSNorm"):
+            elif (isinstance(child, nn.LayerNorm) or type(child).__name__.endswith("RMSNorm")) and cfg.runs("norm"):
                 setattr(mod, child_name, XbarNorm(child, chip, rms=not isinstance(child, nn.LayerNorm)))
         if hasattr(mod, "is_causal") or type(mod).__name__.endswith("Attention"):
             mod.xbar_chip = chip
-    model.set_attn_implementation("xbar")
+    if cfg.runs("attention"):
+        model.set_attn_implementation("xbar")
     return chip
 

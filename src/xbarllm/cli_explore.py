@@ -1,0 +1,87 @@
+"""`xbarllm explore SWEEP.yaml`: design-space exploration on Dask into a crash-safe result database."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xbarllm.errors import XbarError
+
+OBJECTIVES = ["area_mm2", "energy_mj", "latency_us"]
+
+
+def plot_front(df, front, path: Path) -> None:
+    """Latency vs area of every point (energy as colour), Pareto points ringed; PNG written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sc = ax.scatter(df.latency_us / 1e3, df.area_mm2, c=df.energy_mj, s=12, cmap="viridis")
+    ax.scatter(df.latency_us[front] / 1e3, df.area_mm2[front], s=60, facecolors="none", edgecolors="red",
+               label="Pareto front (area, energy, latency)")
+    ax.set(xscale="log", xlabel="latency (ms)", ylabel="area (mm²)")
+    fig.colorbar(sc, label="energy (mJ)")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".partial.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def explore_cmd(
+    sweep_file: Annotated[Path, typer.Argument(help="sweep YAML: hardware, models, phases, seq_lens, axes")],
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="tcp://HOST:PORT of a Dask scheduler")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="LocalCluster worker processes")] = 2,
+    db_path: Annotated[Path, typer.Option("--db", help="result database (.sqlite or .duckdb)")] = Path(
+        "results.sqlite"),
+    resume: Annotated[bool, typer.Option("--resume", help="keep the stored points, evaluate the rest")] = False,
+    batch: Annotated[int, typer.Option("--batch", help="points per Dask task")] = 64,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Pareto plot PNG (default: next to the DB)")] = None,
+) -> None:
+    """Evaluate every point of a sweep on Dask; print and plot the Pareto front over area, energy, latency."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from xbarllm.cli import _table, err, out
+    from xbarllm.explore.db import ResultDB
+    from xbarllm.explore.pareto import pareto_mask
+    from xbarllm.explore.run import connect, explore
+    from xbarllm.explore.sweep import load_sweep, points
+
+    if workers < 1 or batch < 1:
+        raise XbarError("--workers and --batch must be ≥ 1")
+    if db_path.suffix not in (".sqlite", ".db", ".duckdb"):
+        raise XbarError(f"--db {db_path}: use a .sqlite, .db or .duckdb file")
+    pts = points(load_sweep(sweep_file))
+    if db_path.exists() and not resume:
+        raise XbarError(f"--db {db_path}: exists; pass --resume to add to it, or choose another file")
+    client = connect(scheduler, workers)
+    db = ResultDB(db_path)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as bar:
+            stored = len({p.key for p in pts} & db.keys())
+            job = bar.add_task("points", total=len({p.key for p in pts}), completed=stored)
+            t0, n = time.perf_counter(), [0]
+
+            def tick(k: int) -> None:
+                n[0] += k
+                bar.update(job, advance=k, description=f"points ({n[0] / (time.perf_counter() - t0):,.0f}/s)")
+            explore(pts, db, client, batch=batch, progress=tick)
+        df = db.frame()
+    finally:
+        db.close()
+        client.close()
+    df = df[df.key.isin({p.key for p in pts})].reset_index(drop=True)
+    front = pareto_mask(df, OBJECTIVES)
+    plot_path = plot or db_path.with_suffix(".pareto.png")
+    plot_front(df, front, plot_path)
+    axes = [c for c in df.columns if "." in c]
+    shown = df[front][["model", "phase", "seq_len", *axes, *OBJECTIVES]].sort_values("latency_us")
+    out.print(_table(f"Pareto front: {int(front.sum())} of {len(df)} points ({db_path}; plot {plot_path})",
+                     shown.round(4).to_dict("records")))

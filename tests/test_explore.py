@@ -1,0 +1,108 @@
+"""Design-space exploration: Pareto front, determinism, crash safety under SIGKILL, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xbarllm.cli import main
+from xbarllm.explore.pareto import pareto_mask
+
+SWEEP = """hardware: proposed
+models: [bert-base, gpt2]
+phases: [prefill, decode]
+seq_lens: [128]
+axes:
+  compute.encoding_s: [1, 2]
+  compute.d_c: [16, 64]
+"""
+
+
+def test_pareto_front_by_hand():
+    df = pd.DataFrame({"a": [1, 2, 3, 1, 2], "b": [3, 2, 1, 3, 3], "c": [1, 1, 1, 0, 1]})
+    # row 0 is dominated by row 3 (same a, b; lower c); row 4 by row 1; rows 1, 2, 3 trade off.
+    assert pareto_mask(df, ["a", "b", "c"]).tolist() == [False, True, True, True, False]
+    assert pareto_mask(df, ["a"], ["c"]).tolist() == [True, False, False, False, False]
+    acc = pd.DataFrame({"area": [1.0, 1.0, 2.0], "acc": [0.5, 0.9, 0.95]})
+    assert pareto_mask(acc, ["area"], ["acc"]).tolist() == [False, True, True]
+
+
+def test_pareto_matches_brute_force():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.integers(0, 6, size=(200, 3)), columns=["x", "y", "z"])
+    v = df.to_numpy()
+    brute = [not any((v[j] <= v[i]).all() and (v[j] < v[i]).any() for j in range(len(v))) for i in range(len(v))]
+    assert pareto_mask(df, ["x", "y", "z"]).tolist() == brute
+
+
+def _rows(db):
+    with sqlite3.connect(db) as c:
+        return c.execute("SELECT * FROM results ORDER BY key").fetchall()
+
+
+def test_same_sweep_same_database(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(SWEEP)
+    for name in ("a", "b"):
+        assert main(["explore", str(sweep), "--db", str(tmp_path / f"{name}.sqlite"), "--workers", "1",
+                     "--batch", "3"]) == 0
+    a, b = _rows(tmp_path / "a.sqlite"), _rows(tmp_path / "b.sqlite")
+    assert len(a) == 12  # bert-base has no decode phase: 3 workloads x 4 designs
+    assert [r[:-1] for r in a] == [r[:-1] for r in b]  # all but created_at
+    assert (tmp_path / "a.pareto.png").stat().st_size > 0
+
+
+def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
+    sweep = tmp_path / "big.yaml"
+    sweep.write_text(SWEEP.replace("[16, 64]", "[" + ", ".join(str(d) for d in range(1, 65)) + "]"))
+    db = tmp_path / "r.sqlite"
+    cmd = [str(Path(sys.executable).parent / "xbarllm"), "explore", str(sweep), "--db", str(db), "--workers", "2",
+           "--batch", "2"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if db.exists():
+                try:
+                    if len(_rows(db)) >= 10:
+                        break
+                except sqlite3.OperationalError:
+                    pass
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    partial = len(_rows(db))
+    assert 10 <= partial < 384, partial
+    assert main(["explore", str(sweep), "--db", str(db), "--resume", "--workers", "2", "--batch", "16"]) == 0
+    rows = _rows(db)
+    assert len(rows) == 384 and len({r[0] for r in rows}) == 384
+
+
+@pytest.mark.parametrize(("text", "extra", "needle"), [
+    (SWEEP.replace("compute.d_c", "compute.dc"), [], "axes.compute.dc: unknown spec field"),
+    (SWEEP.replace("[bert-base, gpt2]", "[]"), [], "models"),
+    (SWEEP, ["--scheduler", "tcp://127.0.0.1:9"], "unreachable"),
+    (SWEEP.replace("[1, 2]", "[]"), [], "lists no values"),
+])
+def test_bad_input_one_line_and_database_untouched(tmp_path, capsys, text, extra, needle):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(text)
+    db = tmp_path / "keep.sqlite"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE results (key TEXT PRIMARY KEY)")
+        c.execute("INSERT INTO results VALUES ('x')")
+    before = db.read_bytes()
+    assert main(["explore", str(sweep), "--db", str(db), "--resume", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1, err
+    assert db.read_bytes() == before
