@@ -217,7 +217,9 @@ def probe_io_cmd(
     model = fit_latency(rows)
     for r in rows:
         r["model_gb_per_s"] = model.gb_per_s_at(r["chunk_bytes"], int(r["threads"]))
-    out.print(_table(f"random reads of {file.name} ({rows[0]['mode']})", [
-        {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]))
+    shown = [{"chunk KiB": r["chunk_bytes"] / 1024, "threads": r["threads"], "reads": r["reads"],
+              "GB/s": round(r["gb_per_s"], 3), "us/read": round(r["us_per_read"], 1),
+              "model GB/s": round(r["model_gb_per_s"], 3)} for r in rows]
+    out.print(_table(f"cold random reads of {file.name} ({rows[0]['mode']})", shown))
     out.print(f"fitted: one read = {model.latency_us:.1f} us + bytes / {model.gb_per_s:.2f} GB/s per thread; "
               f"ceilings {model.max_gb_per_s:.2f} GB/s and {model.max_iops:,.0f} reads/s", highlight=False)
