@@ -1,5 +1,6 @@
 """Roofline and pinned-crossbar baselines, the reproduction rows, and their CLI commands."""
 
+import itertools
 import json
 
 import pytest
@@ -93,5 +94,5 @@ def test_fig13_curve_trades_area_for_latency():
     for name in ("bert-base", "bert-large"):
         area = [rows[f"Fig. 13 {name} d_c={d} area (mm2)"] for d in FIG13_DC]
         lat = [rows[f"Fig. 13 {name} d_c={d} latency (us)"] for d in FIG13_DC]
-        assert all(a < b for a, b in zip(area, area[1:], strict=False))
-        assert all(a > b for a, b in zip(lat, lat[1:], strict=False))
+        assert all(a < b for a, b in itertools.pairwise(area))
+        assert all(a > b for a, b in itertools.pairwise(lat))

@@ -297,10 +297,11 @@ def presets_cmd() -> None:
     out.print("hardware: " + ", ".join(hardware_presets()))
 
 
-from xbarllm.cli_explore import explore_cmd  # noqa: E402  (these read this module's consoles and helpers)
+from xbarllm.cli_explore import explore_cmd, report_cmd  # noqa: E402  (these read this module's consoles)
 from xbarllm.cli_flash import flash_app  # noqa: E402
 
 app.command("explore")(explore_cmd)
+app.command("report")(report_cmd)
 app.add_typer(flash_app, name="flash")
 
 

@@ -1,4 +1,5 @@
-"""`xbarllm explore SWEEP.yaml`: design-space exploration on Dask into a crash-safe result database."""
+"""`xbarllm explore SWEEP.yaml` (design-space exploration on Dask into a crash-safe result database)
+and `xbarllm report` (the static HTML page of every reproduced figure)."""
 
 from __future__ import annotations
 
@@ -11,27 +12,6 @@ import typer
 from xbarllm.errors import XbarError
 
 OBJECTIVES = ["area_mm2", "energy_mj", "latency_us"]
-
-
-def plot_front(df, front, path: Path) -> None:
-    """Latency vs area of every point (energy as colour), Pareto points ringed; PNG written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    sc = ax.scatter(df.latency_us / 1e3, df.area_mm2, c=df.energy_mj, s=12, cmap="viridis")
-    ax.scatter(df.latency_us[front] / 1e3, df.area_mm2[front], s=60, facecolors="none", edgecolors="red",
-               label="Pareto front (area, energy, latency)")
-    ax.set(xscale="log", xlabel="latency (ms)", ylabel="area (mm²)")
-    fig.colorbar(sc, label="energy (mJ)")
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".partial.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
 
 
 def explore_cmd(
@@ -52,6 +32,8 @@ def explore_cmd(
     from xbarllm.explore.pareto import pareto_mask
     from xbarllm.explore.run import connect, explore
     from xbarllm.explore.sweep import load_sweep, points
+    from xbarllm.report import figures
+    from xbarllm.report.html import save_png
 
     if workers < 1 or batch < 1:
         raise XbarError("--workers and --batch must be ≥ 1")
@@ -80,8 +62,27 @@ def explore_cmd(
     df = df[df.key.isin({p.key for p in pts})].reset_index(drop=True)
     front = pareto_mask(df, OBJECTIVES)
     plot_path = plot or db_path.with_suffix(".pareto.png")
-    plot_front(df, front, plot_path)
+    save_png(figures.pareto(df, front), plot_path)
     axes = [c for c in df.columns if "." in c]
     shown = df[front][["model", "phase", "seq_len", *axes, *OBJECTIVES]].sort_values("latency_us")
     out.print(_table(f"Pareto front: {int(front.sum())} of {len(df)} points ({db_path}; plot {plot_path})",
                      shown.round(4).to_dict("records")))
+
+
+def report_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for index.html and its figures")] = Path("report"),
+    db: Annotated[Path | None, typer.Option("--db", help="explore result database to plot")] = None,
+    sim: Annotated[Path | None, typer.Option("--sim", help="`simulate --out` CSV of accuracy results")] = None,
+    flash_dir: Annotated[Path | None, typer.Option("--flash", help="`flash bench --out` folder")] = None,
+) -> None:
+    """Write a static HTML report: Tables 7/10/11 and Figs. 13/14 paper vs ours, DSE, accuracy, flash."""
+    from xbarllm.cli import out
+    from xbarllm.report.html import write_report
+
+    for flag, path in (("--db", db), ("--sim", sim)):
+        if path is not None and not path.is_file():
+            raise XbarError(f"{flag} {path}: no such file")
+    if flash_dir is not None and not (flash_dir / "flash_latency.csv").is_file():
+        raise XbarError(f"--flash {flash_dir}: no flash_latency.csv (write it with `xbarllm flash bench --out`)")
+    page = write_report(out_dir, db=db, sim=sim, flash_dir=flash_dir)
+    out.print(f"wrote {page}", highlight=False)
