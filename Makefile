@@ -18,6 +18,8 @@ demo: $(STAMP)
 	$(VENV)/bin/xbarllm map bert-base --seq-len 256
 	$(VENV)/bin/xbarllm map smollm2-135m --phase decode --context 1024
 	$(VENV)/bin/xbarllm estimate bert-large --vs tpuv4 --vs a100
+	$(VENV)/bin/xbarllm explore examples/sweep_small.yaml --db demo/results.sqlite --resume
+	$(VENV)/bin/xbarllm report --db demo/results.sqlite --out demo/report
 
 test: $(STAMP)
 	# pytest exits 5 when no tests are collected; that is not a failure.

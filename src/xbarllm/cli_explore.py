@@ -43,6 +43,7 @@ def explore_cmd(
     if db_path.exists() and not resume:
         raise XbarError(f"--db {db_path}: exists; pass --resume to add to it, or choose another file")
     client = connect(scheduler, workers)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
     db = ResultDB(db_path)
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
