@@ -115,3 +115,22 @@ def test_fewer_levels_per_cell_misread_less_at_equal_noise():
 
 def test_base_of_encoding():
     assert [base(s) for s in (1, 2, 3)] == [3, 7, 15]
+
+
+def test_per_tile_adc_reference_beats_per_site_when_one_tile_holds_the_outliers():
+    """Large weights in one K-tile set a shared full scale; per-tile references keep the other tiles fine."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(-3, 4, (1, 32, 256), generator=g).float()
+    w = torch.randint(-4, 5, (1, 256, 16), generator=g).float()
+    w[:, :64] = torch.randint(-127, 128, (1, 64, 16), generator=g).float()  # tile 0 (64 rows at S=2)
+    seen: list = []
+    xbar_matmul(x, w, SimConfig(adc_bits=None), observed=seen)
+    peak = torch.tensor(seen).amax(0)  # (tiles, digits)
+    small = x.clone()
+    small[..., :64] = 0  # only the small tiles contribute
+    exact = small.double() @ w.double()
+    errs = {}
+    for name, fs in (("site", peak.amax(0).tolist()), ("tile", peak.tolist())):
+        out = xbar_matmul(small, w, SimConfig(adc_bits=8), fullscale=fs)
+        errs[name] = float((out - exact).abs().mean())
+    assert errs["tile"] < 0.5 * errs["site"], errs

@@ -20,9 +20,11 @@ class SimConfig(BaseModel):
     act_bits: int = Field(8, ge=2, le=8, description="symmetric activation integers, |x| <= 2^(b-1)-1")
     weight_bits: int = Field(8, ge=2, le=8, description="DAC levels for weights, symmetric")
     adc_bits: int | None = Field(8, ge=1, le=24, description="shared ADC resolution; None = ideal (no ADC)")
-    adc_policy: Literal["worst_case", "calibrated"] = Field(
+    adc_policy: Literal["worst_case", "calibrated", "calibrated_tile"] = Field(
         "calibrated", description="ADC full scale: the largest possible column sum x adc_fullscale "
-        "(worst_case), or per product site, the largest column sum seen on calibration data (calibrated)")
+        "(worst_case); per product site and digit, the largest column sum seen on calibration data "
+        "(calibrated); or, for WS products, the same per crossbar tile, each crossbar's ADC with its own "
+        "reference (calibrated_tile)")
     adc_fullscale: float = Field(1.0, gt=0, le=1, description="worst_case policy: fraction of the largest "
                                  "possible column sum; sums above it clip")
     rtn: float = Field(0.0, ge=0, description="RTN: relative conductance fluctuation of each conducting resistor")

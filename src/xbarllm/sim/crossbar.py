@@ -19,18 +19,19 @@ _CHUNK_ELEMENTS = 1 << 24  # bound on tile-output elements per chunk (about 64 M
 
 
 def adc_lsb(cfg: SimConfig, k_tile: int, w_max: int, digits: int,
-            fullscale: list[float] | None = None) -> torch.Tensor | None:
-    """ADC step per digit position, in unit products: full scale / (2^b - 1), rounded up to a whole unit.
+            fullscale: list | None = None) -> torch.Tensor | None:
+    """ADC step in unit products, full scale / (2^b - 1) rounded up to a whole unit: per digit position (D,),
+    or per tile and digit (T, D) when `fullscale` is a calibrated (T, D) list.
 
-    The full scale is `fullscale[p]` (a calibrated column sum for digit p) if given, else the
-    largest possible column sum × adc_fullscale. A wide enough ADC has a step of exactly 1.
+    Without `fullscale`, the full scale is the largest possible column sum × adc_fullscale.
+    A wide enough ADC has a step of exactly 1.
     """
     if cfg.adc_bits is None:
         return None
     if fullscale is None:
         fullscale = [k_tile * w_max * (2**cfg.encoding_s - 1) * cfg.adc_fullscale] * digits
     codes = 2**cfg.adc_bits - 1
-    return torch.tensor([float(max(1, -(-int(f) // codes))) for f in fullscale])
+    return (torch.tensor(fullscale, dtype=torch.float64) / codes).ceil().clamp(min=1).float()
 
 
 def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Generator | None = None,
@@ -39,8 +40,8 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     """(G, M, K) @ (G, K, N) for integer-valued float tensors, through the crossbar; returns float64.
 
     `x_max` bounds |x| (default 2^(act_bits-1)-1) and sets the digit count. `fullscale` sets the
-    ADC range per digit position in unit products (see `adc_lsb`). If `observed` is a list, the
-    largest column sum per digit position before the ADC is appended to it (for calibration).
+    ADC range per digit position, or per tile and digit, in unit products (see `adc_lsb`). If `observed`
+    is a list, the largest column sum per tile and digit before the ADC is appended to it as a (T, D) list.
     """
     G, M, K = x.shape
     N = w.shape[-1]
@@ -52,9 +53,11 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     b = base(s)
     w_max = int(w.abs().max().item()) if w.numel() else 0
     lsb = adc_lsb(cfg, kt, max(w_max, 1), D, fullscale)
-    if lsb is not None:  # per digit position, broadcast over (G, T, D, mc, N)
-        full = (lsb * (2**cfg.adc_bits - 1)).view(1, 1, D, 1, 1)
-        lsb = lsb.view(1, 1, D, 1, 1)
+    if lsb is not None:  # per digit position, or per tile and digit; broadcast over (G, T, D, mc, N)
+        if lsb.dim() == 2:  # tiles beyond those calibrated (a longer K) take the coarsest calibrated step
+            lsb = torch.cat([lsb, lsb.amax(0, keepdim=True).expand(max(0, T - len(lsb)), D)])[:T]
+        lsb = lsb.view(1, -1, D, 1, 1)
+        full = lsb * (2**cfg.adc_bits - 1)
         zero = torch.zeros(())
 
     pad = T * kt - K
@@ -89,7 +92,7 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
             del v_plus, v_minus, v_signed
         z_plus, z_minus = z_plus.view(G, T, D, mc, N), z_minus.view(G, T, D, mc, N)
         if observed is not None:
-            peak = torch.maximum(z_plus.amax(dim=(0, 1, 3, 4)), z_minus.amax(dim=(0, 1, 3, 4)))
+            peak = torch.maximum(z_plus.amax(dim=(0, 3, 4)), z_minus.amax(dim=(0, 3, 4)))
             observed.append(peak.tolist())
         if lsb is not None:
             for z in (z_plus, z_minus):

@@ -20,15 +20,16 @@ class Products:
     """One chip instance: config, seeded generator, per-site ADC full scales, softmax overflow counters.
 
     A product site (a Linear, a norm statistic, an attention product) has its own ADC reference.
-    Under the calibrated policy, `calibrate()` runs the model once with an ideal ADC and records,
-    per site and digit position, the largest column sum; that becomes the ADC full scale there.
+    Under a calibrated policy, `calibrate()` runs the model once with an ideal ADC and records the
+    largest column sum per site and digit position (or per site, crossbar tile and digit); that
+    becomes the ADC full scale there.
     """
 
     def __init__(self, cfg: SimConfig):
         self.cfg = cfg
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.fullscale: dict[str, list[float]] = {}
-        self._observed: dict[str, list[list[float]]] | None = None
+        self.fullscale: dict[str, list] = {}
+        self._observed: dict[str, list[list[list[float]]]] | None = None
         self.exp_overflows = 0
         self.exp_calls = 0
 
@@ -39,7 +40,7 @@ class Products:
         if self._observed is not None:  # calibration pass: ideal ADC, no noise, record column sums
             ideal = self.cfg.model_copy(update={"adc_bits": None, "rtn": 0.0})
             return xbar_matmul(xq, yq, ideal, observed=self._observed.setdefault(site, [])).to(torch.float32)
-        fs = self.fullscale.get(site) if self.cfg.adc_policy == "calibrated" else None
+        fs = self.fullscale.get(site) if self.cfg.adc_policy != "worst_case" else None
         return xbar_matmul(xq, yq, self.cfg, self.gen, fullscale=fs).to(torch.float32)
 
     def product(self, x: torch.Tensor, y: torch.Tensor, site: str) -> torch.Tensor:
@@ -51,15 +52,21 @@ class Products:
         return self.matmul(xq, yq, site) * sx * sy
 
     def calibrate(self, run) -> None:
-        """Set each site's ADC full scale to the largest column sum seen while `run()` executes."""
-        if self.cfg.mode != "xbar" or self.cfg.adc_policy != "calibrated":
+        """Set each site's ADC full scale to the largest column sum seen while `run()` executes: per digit
+        position (policy `calibrated`), or, for WS products (fixed weights, so each crossbar tile keeps its
+        range), per crossbar tile and digit (`calibrated_tile`; NW products stay per site)."""
+        if self.cfg.mode != "xbar" or self.cfg.adc_policy == "worst_case":
             return
         self._observed = {}
         try:
             with torch.no_grad():
                 run()
-            self.fullscale = {site: [max(col) for col in zip(*v, strict=True)]
-                              for site, v in self._observed.items() if v}
+            for site, seen in self._observed.items():
+                if not seen:
+                    continue
+                peak = torch.tensor(seen).amax(0)  # (T, D)
+                per_tile = self.cfg.adc_policy == "calibrated_tile" and site.startswith("linear")
+                self.fullscale[site] = (peak if per_tile else peak.amax(0)).tolist()
         finally:
             self._observed = None
 
