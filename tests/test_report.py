@@ -48,7 +48,7 @@ def test_report_has_every_section(page):
     for needle in ("Table 7", "Fig. 12", "Fig. 13", "Table 10", "Table 11", "Fig. 14", "Design-space",
                    "Accuracy under noise", "LLM in a flash", "Assumptions", "20.44"):
         assert needle in text, needle
-    assert len(list(page.parent.glob("*.png"))) == 8
+    assert len(list(page.parent.glob("*.png"))) == 9
     assert not list(page.parent.glob("*.partial*"))
 
 
@@ -74,7 +74,7 @@ def test_report_renders_in_headless_chromium(page, tmp_path):
         assert driver.save_screenshot(str(shot))
     finally:
         driver.quit()
-    assert len(images) == 8
+    assert len(images) == 9
     assert all(done and w > 0 and h > 0 for _, done, w, h in images), images
     assert errors == []
     assert shot.stat().st_size > 10_000

@@ -199,7 +199,7 @@ def reproduce_cmd(
     out_dir: Annotated[Path | None, typer.Option("--out", help="also write rows.csv, rows.json and "
                                                  "assumptions.json to this directory")] = None,
 ) -> None:
-    """Reproduce the paper's Table 7, Table 10, Table 11 and Fig. 14: paper, ours, ratio."""
+    """Reproduce the paper's Tables 7, 10, 11 and Figs. 12-14: paper, ours, ratio."""
     import pandas as pd
 
     from xbarllm.report.reproduce import assumptions, reproduce

@@ -33,30 +33,44 @@ COMPONENTS = {
 }
 
 
+def done_fraction(ops: pd.DataFrame) -> np.ndarray:
+    """Computed fraction of each op's count × M×K×N box (below 1 for causal ops)."""
+    box = np.prod([ops[x].to_numpy(np.float64) for x in (C.COUNT, C.M, C.K, C.N)], axis=0)
+    return ops[C.MACS].to_numpy(np.float64) / box
+
+
+def digital_events(ops: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Events of the digital side, the same on any crossbar design: F per output element, sqrt/divide
+    calls, and activation bits moved through the caches."""
+    count, M, N = (ops[x].to_numpy(np.float64) for x in (C.COUNT, C.M, C.N))
+    return {
+        "f_unit": count * M * N * done_fraction(ops),
+        "sqrt_div": ops[C.SQRT_DIV].to_numpy(np.float64),
+        "caches": (ops[C.ACT_IN_BYTES] + ops[C.ACT_OUT_BYTES]).to_numpy(np.float64) * 8,
+    }
+
+
 def event_counts(ops: pd.DataFrame, hw: HardwareSpec) -> pd.DataFrame:
     """Events per op (rows) and component (columns, the keys of COMPONENTS), as floats."""
     c, d = hw.compute, hw.dense
     count, M, K, N = (ops[x].to_numpy(np.float64) for x in (C.COUNT, C.M, C.K, C.N))
     S, digits = float(c.encoding_s), ops[MC.DIGITS].to_numpy(np.float64)
     tiles, groups = ops[MC.ROW_TILES].to_numpy(np.float64), ops[MC.ACT_GROUPS].to_numpy(np.float64)
-    done = ops[C.MACS].to_numpy(np.float64) / (count * M * K * N)  # computed fraction (causal)
+    done = done_fraction(ops)
     sessions = count * N
     weight_bits = ops[C.WEIGHT_BYTES].to_numpy(np.float64) * 8
     col_reads = np.ceil(weight_bits / (d.rows * d.bits_per_cell))  # one dense column per read
-    act_bits = (ops[C.ACT_IN_BYTES] + ops[C.ACT_OUT_BYTES]).to_numpy(np.float64) * 8
     ev = {
         "cells": sessions * M * K * S * digits * done,
         "adc": 2 * sessions * M * tiles * digits * done,
         "dac": sessions * K * S * groups * digits * done,
         "control_registers": sessions * M * K * 2 * S * digits * done,
         "shift_add": sessions * M * tiles * digits * done,
-        "f_unit": count * M * N * done,
         "encoder": count * M * K,
-        "sqrt_div": ops[C.SQRT_DIV].to_numpy(np.float64),
         "dense_cells": col_reads * d.rows,
         "dense_adc": col_reads * d.rows,
         "dense_dac": col_reads,
         "link": weight_bits,
-        "caches": act_bits,
+        **digital_events(ops),
     }
-    return pd.DataFrame(ev, index=ops.index)
+    return pd.DataFrame(ev, index=ops.index)[list(COMPONENTS)]

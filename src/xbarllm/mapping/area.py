@@ -13,7 +13,7 @@ from xbarllm.spec.hardware import HardwareSpec
 from xbarllm.workload.columns import CACHES
 
 
-def _per_bit(area_8bit_um2: float, bits: int) -> float:
+def per_bit(area_8bit_um2: float, bits: int) -> float:
     """ISAAC scaling: converter area × 2 per added bit, relative to the 8-bit part."""
     return area_8bit_um2 * 2.0 ** (bits - 8)
 
@@ -25,8 +25,8 @@ def compute_crossbar_um2(hw: HardwareSpec) -> dict[str, float]:
     # Control registers: per row and (+,-) column pair, one bit per column per digit (Table 6: 6 bits at S=2).
     reg_bits = c.rows * (c.cols // 2) * 2 * digits(c.encoding_s, c.act_bits)
     return {
-        "dac": c.rows * _per_bit(a["dac8"], c.weight_bits),
-        "adc": n_adc * _per_bit(a["adc8"], c.adc_bits),
+        "dac": c.rows * per_bit(a["dac8"], c.weight_bits),
+        "adc": n_adc * per_bit(a["adc8"], c.adc_bits),
         "cells": c.rows * c.cols * a["resistor_cell"],
         "control_registers": reg_bits * a["control_register_bit"],
         "shift_add": n_adc * a["shift_add"],

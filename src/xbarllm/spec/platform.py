@@ -1,4 +1,4 @@
-"""Roofline platforms (TPU, GPU): peak rate, bandwidth, power, area; loaded from YAML presets."""
+"""Baseline platforms: rooflines (TPU, GPU), pinned-weight chips (ISAAC) and traditional crossbars (MB, SB)."""
 
 from __future__ import annotations
 
@@ -49,15 +49,54 @@ class PinnedSpec(_Sourced):
     chip_area_mm2: PositiveFloat
 
 
+class TraditionalSpec(_Sourced):
+    """A traditional 128×128 memristor crossbar (Fig. 12's multi-bit MB and single-bit SB designs).
+
+    Weights are pinned: each weight column takes 2·ceil(weight_bits / bits_per_cell) cell columns
+    ((+,-) pairs of bit slices); inputs enter through one multi-bit DAC per row, one vector per
+    crossbar cycle; one ADC serves `cols_per_adc` columns. NW products are run by writing the
+    activation operand into spare crossbars first. Converters, registers and caches are the
+    proposed design's components (ISAAC's, paper §7).
+
+    Resistance/energy trade-off (paper §7: the resistance range is tuned so that every design
+    reaches equal accuracy): equal accuracy needs equal RTN relative to the level spacing, so a
+    b-bit cell must keep its relative RTN (2^b - 1)/(2^b_ref - 1) times lower than the reference
+    cell. With relative RTN ∝ R^γ, R shrinks by that factor^(1/γ) and the read energy V²t/R grows by it.
+    """
+
+    node_nm: PositiveInt
+    rows: PositiveInt
+    cols: PositiveInt
+    bits_per_cell: PositiveInt
+    weight_bits: PositiveInt
+    dac_bits: PositiveInt
+    adc_bits: PositiveInt
+    cols_per_adc: PositiveInt
+    noise_reference_bits: PositiveInt
+    rtn_resistance_exponent: PositiveFloat
+    write_energy_pj_per_cell: PositiveFloat
+    write_ns_per_row: PositiveFloat
+
+    def cells_per_weight(self) -> int:
+        """Bit slices of one weight: ceil(weight_bits / bits_per_cell)."""
+        return -(-self.weight_bits // self.bits_per_cell)
+
+    def read_energy_scale(self) -> float:
+        """Cell read energy relative to the reference cell, from the equal-accuracy resistance rule."""
+        levels = (2**self.bits_per_cell - 1) / (2**self.noise_reference_bits - 1)
+        return levels ** (1 / self.rtn_resistance_exponent)
+
+
 def platform_presets() -> list[str]:
     """Names of the roofline and pinned-crossbar platform presets."""
     return presets.names("platforms", ".yaml")
 
 
-def load_platform(name_or_path: str | Path) -> PlatformSpec | PinnedSpec:
-    """Load a roofline or pinned-crossbar platform from a preset or YAML file; errors name the field."""
+def load_platform(name_or_path: str | Path) -> PlatformSpec | PinnedSpec | TraditionalSpec:
+    """Load a roofline, pinned or traditional crossbar platform from a preset or YAML; errors name the field."""
     where, data = presets.load_yaml("platforms", name_or_path, "platform")
-    kind = PinnedSpec if "crossbars_per_chip" in data else PlatformSpec
+    kind = (TraditionalSpec if "write_ns_per_row" in data else PinnedSpec if "crossbars_per_chip" in data
+            else PlatformSpec)
     try:
         return kind.model_validate(data)
     except ValidationError as e:

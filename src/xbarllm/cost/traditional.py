@@ -1,0 +1,93 @@
+"""Traditional pinned-weight crossbars (Fig. 12's MB and SB): area, energy and latency of a workload table.
+
+WS products use crossbars that hold the weights for good. NW products write their activation
+operand Y (all `count` instances at once) into a pool of spare crossbars first. Ones-vector
+operands are constant: one pinned set serves every instance, which then stream through it in turn.
+Per op, crossbars run in parallel: each input vector takes one crossbar cycle (the shared ADC
+converts its columns in it); ops run one after another, as in our cost model.
+Converter, cell, register and cache figures are the proposed design's components (ISAAC's).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from xbarllm.cost.events import digital_events, done_fraction
+from xbarllm.mapping.area import chip_um2, per_bit
+from xbarllm.spec.hardware import HardwareSpec
+from xbarllm.spec.platform import TraditionalSpec
+from xbarllm.workload import columns as C
+
+# Component name in the hardware spec -> what it is charged per.
+COMPONENTS = {
+    "dac": "dac8",                        # row driven per input vector and crossbar
+    "adc": "adc8",                        # column conversion
+    "cells": "memristor_cell",            # cell read (scaled by the resistance rule)
+    "input_registers": "control_register_bit",  # input bit written into a crossbar's row register
+    "shift_add": "shift_add",             # bit-slice and row-tile recombination per output
+    "writes": None,                       # cell programmed for an NW operand (spec's write energy)
+    "f_unit": "f_unit",
+    "sqrt_div": "sqrt_div",
+    "caches": "cache_bit",
+}
+
+
+def crossbar_um2(t: TraditionalSpec, hw: HardwareSpec) -> dict[str, float]:
+    """Area (µm²) of one traditional crossbar, by component."""
+    a = {k: v.area_um2 for k, v in hw.components.items()}
+    n_adc = t.cols // t.cols_per_adc
+    return {
+        "dac": t.rows * per_bit(a["dac8"], t.dac_bits),
+        "adc": n_adc * per_bit(a["adc8"], t.adc_bits),
+        "cells": t.rows * t.cols * a["memristor_cell"],
+        "input_registers": t.rows * t.dac_bits * a["control_register_bit"],
+        "shift_add": n_adc * a["shift_add"],
+        "f_unit": n_adc * a["f_unit"],
+    }
+
+
+def estimate_traditional(table: pd.DataFrame, t: TraditionalSpec, hw: HardwareSpec) -> dict[str, object]:
+    """Totals (area mm², energy mJ, latency µs, crossbars) and per-component energy (pJ) of the table on `t`."""
+    count, M, K, N = (table[x].to_numpy(np.float64) for x in (C.COUNT, C.M, C.K, C.N))
+    done = done_fraction(table)
+    slices = t.cells_per_weight()
+    cols_per_out = 2 * slices  # (+,-) pair per bit slice
+    row_tiles = np.ceil(K / t.rows)
+    col_tiles = np.ceil(N * cols_per_out / t.cols)
+    ones = (table[C.Y_CACHE] == "ones").to_numpy()
+    written = (table[C.KIND] == "NW").to_numpy() & ~ones
+    xbars = np.where(ones, 1.0, count) * row_tiles * col_tiles
+    pinned = float(xbars[~written & ~ones].sum()) + float(xbars[ones].max(initial=0.0))
+    pool = float(xbars[written].max(initial=0.0))
+
+    vectors = count * M * done
+    ev = {
+        "dac": vectors * K * col_tiles,
+        "adc": vectors * N * cols_per_out * row_tiles,
+        "cells": vectors * K * N * cols_per_out,
+        "input_registers": vectors * K * t.dac_bits * col_tiles,
+        "shift_add": vectors * N * row_tiles * slices,
+        "writes": np.where(written, count * K * N * cols_per_out, 0.0),
+        **digital_events(table),
+    }
+    comp = hw.components
+    per_event = {k: (comp[v].energy_pj if v else t.write_energy_pj_per_cell) for k, v in COMPONENTS.items()}
+    per_event["cells"] *= t.read_energy_scale()
+    energy = pd.DataFrame({k: ev[k] * per_event[k] for k in COMPONENTS}, index=table.index)
+
+    cycle_ns = max(hw.timing.xbar_cycle_ns, t.cols_per_adc / hw.timing.adc_rate_gsps)
+    write_ns = np.where(written, np.minimum(K, t.rows) * t.write_ns_per_row, 0.0)
+    cache_ns = ev["caches"] / 8 / hw.timing.cache_bw_gb_per_s
+    serial = np.where(ones, count, 1.0) * M * done  # input vectors one after another
+    latency_ns = np.maximum(serial * cycle_ns + write_ns, cache_ns)
+
+    shared = chip_um2(hw, n_dense=0)
+    area_um2 = (pinned + pool) * sum(crossbar_um2(t, hw).values()) + shared["caches"] + shared["sqrt_div"]
+    return {
+        "area_mm2": area_um2 / 1e6,
+        "energy_mj": float(energy.to_numpy().sum()) * 1e-9,
+        "latency_us": float(latency_ns.sum()) * 1e-3,
+        "crossbars": pinned + pool,
+        "energy_pj": energy.sum().to_dict(),
+    }
