@@ -106,3 +106,22 @@ def test_bad_input_one_line_and_database_untouched(tmp_path, capsys, text, extra
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1, err
     assert db.read_bytes() == before
+
+
+def test_vectorised_evaluation_equals_the_per_point_cost_model():
+    """explore evaluates points in vectorised batches; every metric must equal cost.estimate's, point by point."""
+    from xbarllm import cost, mapping
+    from xbarllm.explore.run import _table, evaluate
+    from xbarllm.explore.sweep import Sweep, points
+
+    sweep = Sweep(models=["bert-base", "smollm2-135m"], phases=["prefill", "decode"], seq_lens=[64, 256],
+                  axes={"compute.d_c": [1, 3, 64], "compute.encoding_s": [1, 3], "caches.d1_kib": [100.5, 256],
+                        "compute.n_crossbars": [16, 4096], "components.adc8.energy_pj": [1.0, 3.3],
+                        "dense.bits_per_cell": [1, 2]})
+    pts = points(sweep)
+    for p, row in zip(pts, evaluate(pts), strict=True):
+        mapped = mapping.map(_table(p.model, p.phase, p.seq_len), p.hardware)
+        totals = cost.estimate(mapped).totals
+        for m in ("area_mm2", "energy_mj", "latency_us", "adp_mm2_s", "pj_per_mac"):
+            assert row[m] == pytest.approx(totals[m], rel=1e-12), (p.axes, m)
+        assert row["chips"] == mapped.totals["chips"]

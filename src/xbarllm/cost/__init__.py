@@ -10,14 +10,18 @@ op takes the longest of the three. Ops run one after another.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
-from xbarllm.cost.events import COMPONENTS, event_counts
+from xbarllm import mapping
+from xbarllm.cost.events import COMPONENTS, event_arrays, event_counts
 from xbarllm.mapping import Mapping
 from xbarllm.mapping import columns as MC
+from xbarllm.mapping.area import chip_um2
 from xbarllm.spec.hardware import HardwareSpec
+from xbarllm.spec.stacked import stack
 from xbarllm.workload import columns as C
 
 ID_COLS = [C.STACK, C.LAYER, C.BLOCK, C.OP, C.KIND]
@@ -38,7 +42,18 @@ class Estimate:
 def cycle_ns(hw: HardwareSpec) -> float:
     """Duration of one digit cycle: a crossbar read, or the ADC's 2·d_c conversions if slower (ns)."""
     adc_ns = 2 * hw.compute.d_c / hw.timing.adc_rate_gsps
-    return max(hw.timing.xbar_cycle_ns, adc_ns)
+    return np.maximum(hw.timing.xbar_cycle_ns, adc_ns)
+
+
+def op_latency(ops, hw: HardwareSpec) -> dict[str, np.ndarray]:
+    """Per op, the time (ns) each limit of LIMITS needs: digit cycles, weight streaming, cache traffic."""
+    t = hw.timing
+    return {
+        "compute": np.asarray(ops[MC.CYCLES], np.float64) * cycle_ns(hw),
+        "weights": np.asarray(ops[C.WEIGHT_BYTES], np.float64) / t.dense_bw_gb_per_s,
+        "cache": (np.asarray(ops[C.ACT_IN_BYTES], np.float64) + np.asarray(ops[C.ACT_OUT_BYTES], np.float64))
+        / t.cache_bw_gb_per_s,
+    }
 
 
 def lower_bound_ns(ops: pd.DataFrame, hw: HardwareSpec) -> dict[str, float]:
@@ -54,12 +69,7 @@ def estimate(mapped: Mapping, hw: HardwareSpec | None = None) -> Estimate:
     ops = mapped.ops
     events = event_counts(ops, hw)
     energy = events * np.array([hw.components[COMPONENTS[k]].energy_pj for k in events.columns])
-    t = hw.timing
-    lat = pd.DataFrame({
-        "compute": ops[MC.CYCLES].to_numpy(np.float64) * cycle_ns(hw),
-        "weights": ops[C.WEIGHT_BYTES].to_numpy(np.float64) / t.dense_bw_gb_per_s,
-        "cache": (ops[C.ACT_IN_BYTES] + ops[C.ACT_OUT_BYTES]).to_numpy(np.float64) / t.cache_bw_gb_per_s,
-    }, index=ops.index)
+    lat = pd.DataFrame(op_latency(ops, hw), index=ops.index)
     lat["bound"] = lat[list(LIMITS)].idxmax(axis=1)
     lat["latency"] = lat[list(LIMITS)].max(axis=1)
     keyed = ops[[C.STACK, C.LAYER]].assign(energy_pj=energy.sum(axis=1), latency_ns=lat["latency"])
@@ -84,3 +94,27 @@ def estimate(mapped: Mapping, hw: HardwareSpec | None = None) -> Estimate:
     }
     return Estimate(energy_pj=energy, latency_ns=lat, per_layer=per_layer, area_um2=dict(mapped.area_um2),
                     totals=totals)
+
+
+def totals_many(table: pd.DataFrame, specs: list[HardwareSpec] | SimpleNamespace) -> dict[str, np.ndarray]:
+    """Area (mm²), energy (mJ), latency (µs), ADP (mm²·s), pJ per model MAC and chips of one workload on
+    many hardware specs at once (a list, or already stacked by `spec.stacked`), one value per spec; the
+    same formulas as `estimate`, vectorised."""
+    hw = stack(specs) if isinstance(specs, list) else specs
+    cols = {c: table[c].to_numpy() for c in (C.COUNT, C.M, C.K, C.N, C.MACS, C.WEIGHT_BYTES, C.ACT_IN_BYTES,
+                                             C.ACT_OUT_BYTES, C.SQRT_DIV)}
+    cols.update(mapping.op_mapping(cols, hw))
+    events = event_arrays(cols, hw)
+    energy_pj = sum(events[k].sum(axis=1) * hw.components[COMPONENTS[k]].energy_pj[:, 0] for k in events)
+    lat = op_latency(cols, hw)
+    latency_ns = np.maximum(np.maximum(lat["compute"], lat["weights"]), lat["cache"]).sum(axis=1)
+    area_mm2 = sum(chip_um2(hw, mapping.dense_crossbars(table, hw)).values())[:, 0] / 1e6
+    model_macs = float(table.loc[~table[C.AUX], C.MACS].sum())
+    return {
+        "area_mm2": area_mm2,
+        "energy_mj": energy_pj * 1e-9,
+        "latency_us": latency_ns * 1e-3,
+        "adp_mm2_s": area_mm2 * latency_ns * 1e-9,
+        "pj_per_mac": energy_pj / model_macs if model_macs else np.full(len(area_mm2), np.nan),
+        "chips": np.ceil(area_mm2 / (hw.chip.area_cap_mm2 * hw.chip.stacked_layers)[:, 0]),
+    }

@@ -33,32 +33,36 @@ COMPONENTS = {
 }
 
 
-def done_fraction(ops: pd.DataFrame) -> np.ndarray:
+def _f(ops, name: str) -> np.ndarray:
+    return np.asarray(ops[name], np.float64)
+
+
+def done_fraction(ops) -> np.ndarray:
     """Computed fraction of each op's count × M×K×N box (below 1 for causal ops)."""
-    box = np.prod([ops[x].to_numpy(np.float64) for x in (C.COUNT, C.M, C.K, C.N)], axis=0)
-    return ops[C.MACS].to_numpy(np.float64) / box
+    return _f(ops, C.MACS) / np.prod([_f(ops, x) for x in (C.COUNT, C.M, C.K, C.N)], axis=0)
 
 
-def digital_events(ops: pd.DataFrame) -> dict[str, np.ndarray]:
+def digital_events(ops) -> dict[str, np.ndarray]:
     """Events of the digital side, the same on any crossbar design: F per output element, sqrt/divide
     calls, and activation bits moved through the caches."""
-    count, M, N = (ops[x].to_numpy(np.float64) for x in (C.COUNT, C.M, C.N))
     return {
-        "f_unit": count * M * N * done_fraction(ops),
-        "sqrt_div": ops[C.SQRT_DIV].to_numpy(np.float64),
-        "caches": (ops[C.ACT_IN_BYTES] + ops[C.ACT_OUT_BYTES]).to_numpy(np.float64) * 8,
+        "f_unit": _f(ops, C.COUNT) * _f(ops, C.M) * _f(ops, C.N) * done_fraction(ops),
+        "sqrt_div": _f(ops, C.SQRT_DIV),
+        "caches": (_f(ops, C.ACT_IN_BYTES) + _f(ops, C.ACT_OUT_BYTES)) * 8,
     }
 
 
-def event_counts(ops: pd.DataFrame, hw: HardwareSpec) -> pd.DataFrame:
-    """Events per op (rows) and component (columns, the keys of COMPONENTS), as floats."""
+def event_arrays(ops, hw: HardwareSpec) -> dict[str, np.ndarray]:
+    """Events per component (keys of COMPONENTS) and op, from a mapped table or a dict of its columns.
+
+    With stacked specs (`spec.stacked`) and (points × ops) mapping columns, every array is points × ops."""
     c, d = hw.compute, hw.dense
-    count, M, K, N = (ops[x].to_numpy(np.float64) for x in (C.COUNT, C.M, C.K, C.N))
-    S, digits = float(c.encoding_s), ops[MC.DIGITS].to_numpy(np.float64)
-    tiles, groups = ops[MC.ROW_TILES].to_numpy(np.float64), ops[MC.ACT_GROUPS].to_numpy(np.float64)
+    count, M, K, N = (_f(ops, x) for x in (C.COUNT, C.M, C.K, C.N))
+    S, digits = np.asarray(c.encoding_s, np.float64), _f(ops, MC.DIGITS)
+    tiles, groups = _f(ops, MC.ROW_TILES), _f(ops, MC.ACT_GROUPS)
     done = done_fraction(ops)
     sessions = count * N
-    weight_bits = ops[C.WEIGHT_BYTES].to_numpy(np.float64) * 8
+    weight_bits = _f(ops, C.WEIGHT_BYTES) * 8
     col_reads = np.ceil(weight_bits / (d.rows * d.bits_per_cell))  # one dense column per read
     ev = {
         "cells": sessions * M * K * S * digits * done,
@@ -73,4 +77,10 @@ def event_counts(ops: pd.DataFrame, hw: HardwareSpec) -> pd.DataFrame:
         "link": weight_bits,
         **digital_events(ops),
     }
-    return pd.DataFrame(ev, index=ops.index)[list(COMPONENTS)]
+    shape = np.broadcast_shapes(*(np.shape(v) for v in ev.values()))
+    return {k: np.broadcast_to(ev[k], shape) for k in COMPONENTS}
+
+
+def event_counts(ops: pd.DataFrame, hw: HardwareSpec) -> pd.DataFrame:
+    """Events per op (rows) and component (columns, the keys of COMPONENTS), as floats."""
+    return pd.DataFrame(event_arrays(ops, hw), index=ops.index)

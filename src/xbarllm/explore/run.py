@@ -23,16 +23,23 @@ def _table(model: str, phase: str, seq_len: int):
 
 
 def evaluate(points: list[Point]) -> list[dict[str, Any]]:
-    """Cost of each point: area (mm²), energy (mJ), latency (µs), ADP (mm²·s), pJ/MAC and chips."""
-    from xbarllm import cost, mapping
+    """Cost of each point: area (mm²), energy (mJ), latency (µs), ADP (mm²·s), pJ/MAC and chips.
 
-    rows = []
-    for p in points:
-        mapped = mapping.map(_table(p.model, p.phase, p.seq_len), p.hardware)
-        t = cost.estimate(mapped, p.hardware).totals
-        metrics = {m: float(mapped.totals["chips"] if m == "chips" else t[m]) for m in METRICS}
-        rows.append({"key": p.key, "model": p.model, "phase": p.phase, "seq_len": p.seq_len, "axes": p.axes,
-                     **metrics})
+    Points that share a workload and a base spec are evaluated together, vectorised over their axes."""
+    from xbarllm import cost
+    from xbarllm.spec.stacked import stack_updates
+
+    groups: dict[tuple[str, str, int, int], list[int]] = {}
+    for i, p in enumerate(points):
+        groups.setdefault((p.model, p.phase, p.seq_len, id(p.base)), []).append(i)
+    rows: list[dict[str, Any]] = [{} for _ in points]
+    for (*work, _), idx in groups.items():
+        hw = stack_updates(points[idx[0]].base, [points[i].axes for i in idx])
+        metrics = cost.totals_many(_table(*work), hw)
+        for j, i in enumerate(idx):
+            p = points[i]
+            rows[i] = {"key": p.key, "model": p.model, "phase": p.phase, "seq_len": p.seq_len, "axes": p.axes,
+                       **{m: float(metrics[m][j]) for m in METRICS}}
     return rows
 
 

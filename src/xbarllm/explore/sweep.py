@@ -20,7 +20,8 @@ from xbarllm.spec.model import load_model
 
 
 class Sweep(BaseModel):
-    """What to explore. `axes` maps dotted hardware fields (e.g. compute.d_c) to the values to try."""
+    """What to explore. `axes` maps dotted hardware fields (e.g. compute.d_c, components.adc8.area_um2) to
+    the values to try."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -35,14 +36,20 @@ class Sweep(BaseModel):
 
 @dataclass(frozen=True)
 class Point:
-    """One design point: the resolved hardware spec, the workload, and the hash that keys its result."""
+    """One design point: the base spec and its axis values, the workload, and the hash of the fully
+    resolved spec that keys its result. Points of one sweep share `base`, so a batch pickles it once."""
 
     key: str
     model: str
     phase: str
     seq_len: int
     axes: dict[str, Any]
-    hardware: HardwareSpec
+    base: HardwareSpec
+
+    @property
+    def hardware(self) -> HardwareSpec:
+        """The resolved spec: base with the axis values."""
+        return self.base.with_updates(self.axes)
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -58,10 +65,13 @@ def load_sweep(path: str | Path) -> Sweep:
         sweep = Sweep.model_validate(data)
     except ValidationError as e:
         raise from_validation(str(path), e) from None
-    known = set(structural_fields(load_hardware(sweep.hardware)))
+    base = load_hardware(sweep.hardware)
+    known = set(structural_fields(base)) | {f"components.{c}.{f}" for c in base.components
+                                            for f in ("area_um2", "energy_pj", "rate_hz", "width_bits")}
     for axis, values in sweep.axes.items():
         if axis not in known:
-            raise XbarError(f"{path}: axes.{axis}: unknown spec field (e.g. compute.d_c, compute.encoding_s)")
+            raise XbarError(f"{path}: axes.{axis}: unknown spec field (e.g. compute.d_c, compute.encoding_s, "
+                            "components.adc8.energy_pj)")
         if not values:
             raise XbarError(f"{path}: axes.{axis}: lists no values")
     for m in sweep.models:
@@ -89,11 +99,10 @@ def points(sweep: Sweep) -> list[Point]:
         work = random.Random(sweep.seed).sample(work, sweep.sample)
     out, specs = [], {}
     for model, phase, seq_len, combo in work:
-        if combo not in specs:
+        if combo not in specs:  # validates the resolved spec once per combination
             specs[combo] = base.with_updates(dict(zip(names, combo, strict=True)))
-        hw = specs[combo]
-        out.append(Point(point_key(hw, model, phase, seq_len), model, phase, seq_len,
-                         dict(zip(names, combo, strict=True)), hw))
+        out.append(Point(point_key(specs[combo], model, phase, seq_len), model, phase, seq_len,
+                         dict(zip(names, combo, strict=True)), base))
     if not out:
         raise XbarError("sweep has no points")
     return out

@@ -16,7 +16,7 @@ import pandas as pd
 
 from xbarllm.mapping import columns as MC
 from xbarllm.mapping.area import chip_um2
-from xbarllm.mapping.encoding import digits
+from xbarllm.mapping.encoding import digits, digits_of
 from xbarllm.spec.hardware import HardwareSpec
 from xbarllm.workload import columns as C
 
@@ -36,24 +36,38 @@ def _ceil_div(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
     return -(-a // b)
 
 
-def map_ops(table: pd.DataFrame, hw: HardwareSpec) -> pd.DataFrame:
-    """Per-op tiles, crossbars, rounds and digit cycles (adds the `mapping.columns`)."""
+def op_mapping(ops, hw) -> dict[str, np.ndarray]:
+    """Per-op tiles, crossbars, rounds and digit cycles (the `mapping.columns`), from the table's columns.
+
+    `ops` is the table (or a dict of its columns); `hw` a spec, or stacked specs (`spec.stacked`), in which
+    case every result is a (points × ops) array."""
     c = hw.compute
-    out = table.copy()
-    count, M, K, N = (out[x].to_numpy(np.int64) for x in (C.COUNT, C.M, C.K, C.N))
+    count, M, K, N = (np.asarray(ops[x], np.int64) for x in (C.COUNT, C.M, C.K, C.N))
     k_per = c.rows // c.encoding_s
-    out[MC.DIGITS] = digits(c.encoding_s, c.act_bits)
-    out[MC.K_PER_XBAR] = k_per
-    out[MC.ROW_TILES] = row_tiles = _ceil_div(K, k_per)
-    out[MC.ACT_GROUPS] = groups = _ceil_div(M, c.d_c)
-    out[MC.UNITS] = units = count * N * row_tiles
-    out[MC.XBARS] = xbars = np.minimum(units, c.n_crossbars)
-    out[MC.ROUNDS] = rounds = _ceil_div(units, xbars)
+    row_tiles = _ceil_div(K, k_per)
+    groups = _ceil_div(M, c.d_c)
+    units = count * N * row_tiles
+    xbars = np.minimum(units, c.n_crossbars)
+    rounds = _ceil_div(units, xbars)
+    dig = digits_of(c.encoding_s, c.act_bits)
     # Causal ops skip masked passes: the work shrinks by the computed fraction of the box.
-    done = out[C.MACS].to_numpy(np.float64) / (count * M * K * N).astype(np.float64)
+    done = np.asarray(ops[C.MACS], np.float64) / (count * M * K * N).astype(np.float64)
     passes = np.ceil(rounds * groups * done - 1e-9).astype(np.int64)
-    out[MC.CYCLES] = passes * out[MC.DIGITS].to_numpy()
-    return out
+    shape = np.broadcast_shapes(np.shape(units), np.shape(k_per))
+    cols = {MC.DIGITS: dig, MC.K_PER_XBAR: k_per, MC.ROW_TILES: row_tiles, MC.ACT_GROUPS: groups,
+            MC.UNITS: units, MC.XBARS: xbars, MC.ROUNDS: rounds, MC.CYCLES: passes * dig}
+    return {k: np.broadcast_to(v, shape) for k, v in cols.items()}
+
+
+def map_ops(table: pd.DataFrame, hw: HardwareSpec) -> pd.DataFrame:
+    """The table plus the `mapping.columns`: per-op tiles, crossbars, rounds and digit cycles."""
+    return table.assign(**op_mapping(table, hw))
+
+
+def dense_crossbars(table: pd.DataFrame, hw) -> int | np.ndarray:
+    """Dense crossbars that store every parameter of the model at its weight bit width."""
+    stored_bits = table.attrs["params"]["total"] * table.attrs["weight_bits"]
+    return -(-stored_bits // hw.dense.capacity_bits)
 
 
 def cache_needs(table: pd.DataFrame, hw: HardwareSpec) -> pd.DataFrame:
@@ -98,7 +112,7 @@ def map_workload(table: pd.DataFrame, hw: HardwareSpec) -> Mapping:
     caches = cache_needs(table, hw)
     params = table.attrs["params"]
     stored_bits = params["total"] * table.attrs["weight_bits"]
-    n_dense = math.ceil(stored_bits / hw.dense.capacity_bits)
+    n_dense = int(dense_crossbars(table, hw))
     area = chip_um2(hw, n_dense)
     area_mm2 = sum(area.values()) / 1e6
     model_rows = ~ops[C.AUX]

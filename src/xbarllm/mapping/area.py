@@ -1,14 +1,16 @@
 """Area of one computation crossbar, one dense crossbar and the caches, from component data (µm²).
 
+Every function also takes stacked specs (`spec.stacked`) and then returns one area per point.
+
 Counts follow Table 6 and Fig. 8; converter areas at other resolutions use ISAAC's rule that
 ADC/DAC area doubles per added bit. Component figures and their sources live in the hardware YAML.
 """
 
 from __future__ import annotations
 
-import math
+import numpy as np
 
-from xbarllm.mapping.encoding import digits
+from xbarllm.mapping.encoding import digits_of
 from xbarllm.spec.hardware import HardwareSpec
 from xbarllm.workload.columns import CACHES
 
@@ -23,7 +25,7 @@ def compute_crossbar_um2(hw: HardwareSpec) -> dict[str, float]:
     c, a = hw.compute, {k: v.area_um2 for k, v in hw.components.items()}
     n_adc = c.cols // c.cols_per_adc
     # Control registers: per row and (+,-) column pair, one bit per column per digit (Table 6: 6 bits at S=2).
-    reg_bits = c.rows * (c.cols // 2) * 2 * digits(c.encoding_s, c.act_bits)
+    reg_bits = c.rows * (c.cols // 2) * 2 * digits_of(c.encoding_s, c.act_bits)
     return {
         "dac": c.rows * per_bit(a["dac8"], c.weight_bits),
         "adc": n_adc * per_bit(a["adc8"], c.adc_bits),
@@ -46,13 +48,12 @@ def dense_crossbar_um2(hw: HardwareSpec) -> dict[str, float]:
     }
 
 
-def link_count(hw: HardwareSpec) -> int:
+def link_count(hw: HardwareSpec):
     """Buses needed between dense and computation crossbars to carry timing.dense_bw_gb_per_s."""
     bus = hw.components["link_bus"]
-    bus_gb_per_s = (bus.rate_hz or 0) * (bus.width_bits or 0) / 8 / 1e9
-    if bus_gb_per_s <= 0:
+    if bus.rate_hz is None or bus.width_bits is None:
         raise ValueError("components.link_bus needs rate_hz and width_bits")
-    return math.ceil(hw.timing.dense_bw_gb_per_s / bus_gb_per_s)
+    return np.ceil(hw.timing.dense_bw_gb_per_s / (bus.rate_hz * bus.width_bits / 8 / 1e9))
 
 
 def chip_um2(hw: HardwareSpec, n_dense: int) -> dict[str, float]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 
 def base(s: int) -> int:
     """Radix of the balanced encoding with S rows per activation: 2^(S+1) - 1 (S=2 -> 7)."""
@@ -22,6 +24,13 @@ def digits(s: int, act_bits: int = 8) -> int:
         n += 1
         reach = (b**n - 1) // 2
     return n
+
+
+def digits_of(s, act_bits):
+    """`digits` for a scalar S, or elementwise for arrays of S and act_bits (stacked specs)."""
+    if np.ndim(s) == 0 and np.ndim(act_bits) == 0:
+        return digits(int(s), int(act_bits))
+    return np.vectorize(digits, otypes=[np.int64])(s, act_bits)
 
 
 def scale_cycle_product(s: int, act_bits: int = 8) -> int:
