@@ -125,3 +125,34 @@ def test_vectorised_evaluation_equals_the_per_point_cost_model():
         for m in ("area_mm2", "energy_mj", "latency_us", "adp_mm2_s", "pj_per_mac"):
             assert row[m] == pytest.approx(totals[m], rel=1e-12), (p.axes, m)
         assert row["chips"] == mapped.totals["chips"]
+
+
+def test_accuracy_axes_measure_once_per_simulator_config_and_join_the_front(tmp_path):
+    from xbarllm.explore.run import _tasks
+    from xbarllm.explore.sweep import load_sweep, points
+
+    sweep = tmp_path / "acc.yaml"
+    sweep.write_text("models: [bert-base]\naxes: {compute.d_c: [16, 64]}\n"
+                     "accuracy: {task: stsb, limit: 3, axes: {noise: [0, 0.05]}}\n")
+    pts = points(load_sweep(sweep))
+    assert len(pts) == 4 and len({p.key for p in pts}) == 4
+    groups = [g for fn, g in _tasks(pts, batch=64)]
+    assert sorted(len(g) for g in groups) == [2, 2]  # d_c leaves the numerics alone
+    assert pts[0].sim_config().encoding_s == 2 and pts[0].sim_config().bits_per_cell == 2
+    db = tmp_path / "acc.sqlite"
+    assert main(["explore", str(sweep), "--db", str(db), "--workers", "1"]) == 0
+    df = pd.read_sql("SELECT * FROM results", sqlite3.connect(db))
+    assert len(df) == 4 and df["accuracy"].notna().all() and set(df["accuracy_metric"]) == {"spearman_x100"}
+    by_noise = df.groupby(df["axes"].str.contains('"sim.noise": 0.05'))["accuracy"].nunique()
+    assert (by_noise == 1).all()  # the two d_c values of one noise level share their measurement
+
+
+def test_unknown_accuracy_axis_is_one_line_and_leaves_the_db(tmp_path, capsys):
+    sweep = tmp_path / "bad.yaml"
+    sweep.write_text("models: [bert-base]\naxes: {compute.d_c: [16]}\naccuracy: {task: stsb, axes: {S: [1]}}\n")
+    db = tmp_path / "r.sqlite"
+    db.write_bytes(b"")
+    assert main(["explore", str(sweep), "--db", str(db), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "accuracy.axes.S" in err[0]
+    assert db.read_bytes() == b""

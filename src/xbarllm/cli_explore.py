@@ -11,8 +11,6 @@ import typer
 
 from xbarllm.errors import XbarError
 
-OBJECTIVES = ["area_mm2", "energy_mj", "latency_us"]
-
 
 def explore_cmd(
     sweep_file: Annotated[Path, typer.Argument(help="sweep YAML: hardware, models, phases, seq_lens, axes")],
@@ -24,12 +22,13 @@ def explore_cmd(
     batch: Annotated[int, typer.Option("--batch", help="points per Dask task")] = 64,
     plot: Annotated[Path | None, typer.Option("--plot", help="Pareto plot PNG (default: next to the DB)")] = None,
 ) -> None:
-    """Evaluate every point of a sweep on Dask; print and plot the Pareto front over area, energy, latency."""
+    """Evaluate every point of a sweep on Dask; print and plot the Pareto front over area, energy, latency
+    (and accuracy, when the sweep measures it)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from xbarllm.cli import _table, err, out
     from xbarllm.explore.db import ResultDB
-    from xbarllm.explore.pareto import pareto_mask
+    from xbarllm.explore.pareto import front as pareto_front
     from xbarllm.explore.run import connect, explore
     from xbarllm.explore.sweep import load_sweep, points
     from xbarllm.report import figures
@@ -61,11 +60,11 @@ def explore_cmd(
         db.close()
         client.close()
     df = df[df.key.isin({p.key for p in pts})].reset_index(drop=True)
-    front = pareto_mask(df, OBJECTIVES)
+    front, objectives = pareto_front(df)
     plot_path = plot or db_path.with_suffix(".pareto.png")
     save_png(figures.pareto(df, front), plot_path)
     axes = [c for c in df.columns if "." in c]
-    shown = df[front][["model", "phase", "seq_len", *axes, *OBJECTIVES]].sort_values("latency_us")
+    shown = df[front][["model", "phase", "seq_len", *axes, *objectives]].sort_values("latency_us")
     out.print(_table(f"Pareto front: {int(front.sum())} of {len(df)} points ({db_path}; plot {plot_path})",
                      shown.round(4).to_dict("records")))
 

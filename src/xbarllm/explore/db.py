@@ -14,10 +14,11 @@ import pandas as pd
 from xbarllm.errors import XbarError
 
 METRICS = ("area_mm2", "energy_mj", "latency_us", "adp_mm2_s", "pj_per_mac", "chips")
+ACCURACY = ("accuracy", "accuracy_metric")  # the task's metric (e.g. spearman_x100) and its value, or NULL
 ID_COLS = ("key", "model", "phase", "seq_len", "axes")
-COLUMNS = (*ID_COLS, *METRICS, "created_at")
+COLUMNS = (*ID_COLS, *METRICS, *ACCURACY, "created_at")
 _TYPES = {"key": "TEXT PRIMARY KEY", "model": "TEXT", "phase": "TEXT", "seq_len": "INTEGER", "axes": "TEXT",
-          "created_at": "TEXT", **{m: "DOUBLE" for m in METRICS}}
+          "created_at": "TEXT", "accuracy": "DOUBLE", "accuracy_metric": "TEXT", **{m: "DOUBLE" for m in METRICS}}
 
 
 class ResultDB:
@@ -36,6 +37,10 @@ class ResultDB:
                 self.conn.execute("PRAGMA journal_mode=WAL")
             cols = ", ".join(f"{c} {_TYPES[c]}" for c in COLUMNS)
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS results ({cols})")
+            have = {d[0] for d in self.conn.execute("SELECT * FROM results LIMIT 0").description}
+            for c in ACCURACY:  # databases written before accuracy was measured
+                if c not in have:
+                    self.conn.execute(f"ALTER TABLE results ADD COLUMN {c} {_TYPES[c]}")
         except (sqlite3.Error, ImportError, RuntimeError, OSError) as e:
             raise XbarError(f"{self.path}: not a usable result database ({e})") from None
         except Exception as e:  # duckdb raises its own exception classes
@@ -53,7 +58,8 @@ class ResultDB:
         marks = ", ".join("?" for _ in COLUMNS)
         self.conn.execute("BEGIN")
         try:
-            self.conn.executemany(f"INSERT INTO results VALUES ({marks}) ON CONFLICT (key) DO NOTHING", values)
+            self.conn.executemany(f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({marks}) "
+                                  "ON CONFLICT (key) DO NOTHING", values)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")

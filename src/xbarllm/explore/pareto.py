@@ -19,3 +19,19 @@ def pareto_mask(df: pd.DataFrame, minimize: list[str], maximize: tuple[str, ...]
         dominated = np.all(v >= v[i], axis=1) & np.any(v > v[i], axis=1)
         keep &= ~dominated
     return keep
+
+
+COST_OBJECTIVES = ["area_mm2", "energy_mj", "latency_us"]
+
+
+def front(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Pareto mask of explore results over area, energy and latency, and accuracy where measured
+    (maximised, or minimised for perplexity); returns the mask and the objectives used."""
+    if "accuracy" not in df or df["accuracy"].isna().all():
+        return pareto_mask(df, COST_OBJECTIVES), COST_OBJECTIVES
+    rated = df["accuracy"].notna().to_numpy()
+    lower_is_better = set(df.loc[rated, "accuracy_metric"]) <= {"perplexity"}
+    mask = np.zeros(len(df), dtype=bool)
+    mask[rated] = pareto_mask(df[rated], COST_OBJECTIVES + (["accuracy"] if lower_is_better else []),
+                              [] if lower_is_better else ["accuracy"])
+    return mask, [*COST_OBJECTIVES, "accuracy"]

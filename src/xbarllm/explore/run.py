@@ -38,9 +38,33 @@ def evaluate(points: list[Point]) -> list[dict[str, Any]]:
         metrics = cost.totals_many(_table(*work), hw)
         for j, i in enumerate(idx):
             p = points[i]
-            rows[i] = {"key": p.key, "model": p.model, "phase": p.phase, "seq_len": p.seq_len, "axes": p.axes,
-                       **{m: float(metrics[m][j]) for m in METRICS}}
+            axes = {**p.axes, **{f"sim.{k}": v for k, v in (p.sim_axes or {}).items()}}
+            rows[i] = {"key": p.key, "model": p.model, "phase": p.phase, "seq_len": p.seq_len, "axes": axes,
+                       **{m: float(metrics[m][j]) for m in METRICS}, "accuracy": None, "accuracy_metric": None}
     return rows
+
+
+def evaluate_accuracy(points: list[Point]) -> list[dict[str, Any]]:
+    """`evaluate`, plus one accuracy measurement shared by the points (they must share a simulator config)."""
+    from xbarllm.eval.run import measure
+
+    cfg = points[0].sim_config()
+    acc = points[0].accuracy
+    m = measure(acc.task, cfg, acc.limit)
+    return [{**row, "accuracy": float(m["value"]), "accuracy_metric": str(m["metric"])} for row in evaluate(points)]
+
+
+def _tasks(todo: list[Point], batch: int) -> list[tuple[Callable, list[Point]]]:
+    """Cost-only points in batches; points with accuracy grouped by simulator config (one measurement each)."""
+    cost_only = [p for p in todo if p.accuracy is None]
+    tasks: list[tuple[Callable, list[Point]]] = [(evaluate, cost_only[i:i + batch])
+                                                 for i in range(0, len(cost_only), batch)]
+    by_cfg: dict[str, list[Point]] = {}
+    for p in todo:
+        if p.accuracy is not None:
+            key = p.sim_config().model_dump_json() + p.accuracy.model_dump_json(exclude={"axes"})
+            by_cfg.setdefault(key, []).append(p)
+    return tasks + [(evaluate_accuracy, group) for group in by_cfg.values()]
 
 
 def connect(scheduler: str | None, workers: int):
@@ -58,7 +82,7 @@ def connect(scheduler: str | None, workers: int):
 
 def explore(pts: list[Point], db: ResultDB, client, batch: int = 64,
             progress: Callable[[int], None] | None = None) -> int:
-    """Evaluate the points not yet in `db` on `client`, storing each finished batch in one transaction.
+    """Evaluate the points not yet in `db` on `client`, storing each finished task's rows in one transaction.
 
     Returns how many points were evaluated."""
     from dask.distributed import as_completed
@@ -67,7 +91,7 @@ def explore(pts: list[Point], db: ResultDB, client, batch: int = 64,
     todo = [p for p in pts if p.key not in done]
     todo = list({p.key: p for p in todo}.values())  # the same spec twice is one point
     log.info("%d points, %d already stored, %d to evaluate", len(pts), len(pts) - len(todo), len(todo))
-    futures = [client.submit(evaluate, todo[i:i + batch], pure=False) for i in range(0, len(todo), batch)]
+    futures = [client.submit(fn, group, pure=False) for fn, group in _tasks(todo, batch)]
     for fut in as_completed(futures):
         rows = fut.result()
         db.insert(rows)

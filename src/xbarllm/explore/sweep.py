@@ -18,6 +18,25 @@ from xbarllm.spec import HardwareSpec, load_hardware
 from xbarllm.spec.hardware import structural_fields
 from xbarllm.spec.model import load_model
 
+# Hardware fields that set the simulated numerics, and the SimConfig field each one sets.
+SIM_FROM_HARDWARE = {"compute.encoding_s": "encoding_s", "compute.rows": "rows", "compute.act_bits": "act_bits",
+                     "compute.weight_bits": "weight_bits", "compute.adc_bits": "adc_bits",
+                     "dense.bits_per_cell": "bits_per_cell"}
+
+
+class Accuracy(BaseModel):
+    """Measure accuracy at every point: `task` through the simulated crossbar with the point's numerics.
+
+    The numerics come from the hardware (SIM_FROM_HARDWARE) and from `axes`, simulator axes of
+    `xbarllm simulate --sweep` (noise, stuck_rate, misread_prob, ...). The task fixes the model:
+    MiniLM for stsb and sst2, SmolLM2 for wikitext2, whatever the sweep's cost models are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["stsb", "sst2", "wikitext2"]
+    limit: PositiveInt | None = Field(None, description="first N pairs/sentences, or N tokens")
+    axes: dict[str, list[Any]] = Field(default_factory=dict)
+
 
 class Sweep(BaseModel):
     """What to explore. `axes` maps dotted hardware fields (e.g. compute.d_c, components.adc8.area_um2) to
@@ -32,6 +51,7 @@ class Sweep(BaseModel):
     axes: dict[str, list[Any]] = Field(default_factory=dict)
     sample: PositiveInt | None = Field(None, description="evaluate this many random grid points instead of all")
     seed: int = 0
+    accuracy: Accuracy | None = None
 
 
 @dataclass(frozen=True)
@@ -45,11 +65,34 @@ class Point:
     seq_len: int
     axes: dict[str, Any]
     base: HardwareSpec
+    accuracy: Accuracy | None = None
+    sim_axes: dict[str, Any] | None = None
 
     @property
     def hardware(self) -> HardwareSpec:
         """The resolved spec: base with the axis values."""
         return self.base.with_updates(self.axes)
+
+    def sim_config(self):
+        """The simulator settings of this point: numerics from its hardware, noise and faults from sim_axes."""
+        return sim_config(self.hardware, self.sim_axes or {})
+
+
+def sim_config(hw: HardwareSpec, sim_axes: dict[str, Any]):
+    """SimConfig with the hardware's numerics (SIM_FROM_HARDWARE) and the simulator axes' values."""
+    from xbarllm.eval.run import AXES
+    from xbarllm.sim import SimConfig
+
+    data = {field: _get(hw, path) for path, field in SIM_FROM_HARDWARE.items()}
+    data.update({field: value for axis, value in sim_axes.items() for field in AXES[axis]})
+    return SimConfig.model_validate(data)
+
+
+def _get(hw: HardwareSpec, dotted: str) -> Any:
+    node: Any = hw
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -76,13 +119,37 @@ def load_sweep(path: str | Path) -> Sweep:
             raise XbarError(f"{path}: axes.{axis}: lists no values")
     for m in sweep.models:
         load_model(m)
+    if sweep.accuracy is not None:
+        _check_accuracy(sweep, base, path)
     return sweep
 
 
-def point_key(hw: HardwareSpec, model: str, phase: str, seq_len: int) -> str:
-    """SHA-256 of the fully resolved spec and workload, the primary key of a result row."""
-    blob = json.dumps({"hardware": hw.model_dump(mode="json"), "model": model, "phase": phase,
-                       "seq_len": seq_len}, sort_keys=True)
+def _check_accuracy(sweep: Sweep, base: HardwareSpec, path: Path) -> None:
+    from xbarllm.eval.run import AXES
+
+    owned = {SIM_FROM_HARDWARE[a] for a in SIM_FROM_HARDWARE}
+    for axis, values in sweep.accuracy.axes.items():
+        if axis not in AXES or set(AXES[axis]) & owned:
+            usable = [a for a in AXES if not set(AXES[a]) & owned]
+            raise XbarError(f"{path}: accuracy.axes.{axis}: not a simulator axis ({', '.join(usable)}; "
+                            "numerics such as S or bits per cell come from the hardware axes)")
+        if not values:
+            raise XbarError(f"{path}: accuracy.axes.{axis}: lists no values")
+    try:  # every combination must make a valid simulator config
+        for hw_combo in itertools.product(*sweep.axes.values()):
+            hw = base.with_updates(dict(zip(sweep.axes, hw_combo, strict=True)))
+            for sim_combo in itertools.product(*sweep.accuracy.axes.values()):
+                sim_config(hw, dict(zip(sweep.accuracy.axes, sim_combo, strict=True)))
+    except ValidationError as e:
+        raise from_validation(f"{path}: accuracy", e) from None
+
+
+def point_key(hw: HardwareSpec, model: str, phase: str, seq_len: int, accuracy: dict | None = None) -> str:
+    """SHA-256 of the fully resolved spec and workload (and accuracy setting), the primary key of a result row."""
+    what = {"hardware": hw.model_dump(mode="json"), "model": model, "phase": phase, "seq_len": seq_len}
+    if accuracy is not None:
+        what["accuracy"] = accuracy
+    blob = json.dumps(what, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -92,17 +159,23 @@ def points(sweep: Sweep) -> list[Point]:
     base = load_hardware(sweep.hardware)
     names = list(sweep.axes)
     combos = list(itertools.product(*(sweep.axes[n] for n in names)))
+    acc = sweep.accuracy
+    sim_names = list(acc.axes) if acc else []
+    sim_combos = list(itertools.product(*(acc.axes[n] for n in sim_names))) if acc else [()]
+    combos = [(c, sc) for c in combos for sc in sim_combos]
     encoders = {m for m in sweep.models if load_model(m).family == "encoder"}  # these have no decode phase
     work = [w for w in itertools.product(sweep.models, sweep.phases, sweep.seq_lens, combos)
             if not (w[1] == "decode" and w[0] in encoders)]
     if sweep.sample is not None and sweep.sample < len(work):
         work = random.Random(sweep.seed).sample(work, sweep.sample)
     out, specs = [], {}
-    for model, phase, seq_len, combo in work:
+    for model, phase, seq_len, (combo, sim_combo) in work:
         if combo not in specs:  # validates the resolved spec once per combination
             specs[combo] = base.with_updates(dict(zip(names, combo, strict=True)))
-        out.append(Point(point_key(specs[combo], model, phase, seq_len), model, phase, seq_len,
-                         dict(zip(names, combo, strict=True)), base))
+        sim_axes = dict(zip(sim_names, sim_combo, strict=True)) if acc else None
+        accuracy = {"task": acc.task, "limit": acc.limit, "axes": sim_axes} if acc else None
+        out.append(Point(point_key(specs[combo], model, phase, seq_len, accuracy), model, phase, seq_len,
+                         dict(zip(names, combo, strict=True)), base, acc, sim_axes))
     if not out:
         raise XbarError("sweep has no points")
     return out

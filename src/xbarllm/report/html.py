@@ -79,14 +79,14 @@ def write_report(out: str | Path, db: str | Path | None = None, sim: str | Path 
     section("Fig. 14: scaling to GPT-3 against ISAAC", "", lambda: figures.fig14(f14), "fig14", _rows_table(f14))
     if db is not None:
         from xbarllm.explore.db import ResultDB
-        from xbarllm.explore.pareto import pareto_mask
+        from xbarllm.explore.pareto import front as pareto_front
 
         rdb = ResultDB(db)
         try:
             df = rdb.frame()
         finally:
             rdb.close()
-        front = pareto_mask(df, ["area_mm2", "energy_mj", "latency_us"])
+        front, _ = pareto_front(df)
         section(f"Design-space exploration ({len(df)} points, {int(front.sum())} on the Pareto front)",
                 html.escape(str(db)), lambda: figures.pareto(df, front), "pareto",
                 _frame_table(df[front].drop(columns=["key", "created_at"])))
