@@ -146,3 +146,17 @@ def test_fig12_matches_delay_and_reports_the_implied_cell_energy():
             rows[f"Fig. 12 {model} {base} latency (us)"].ours
         assert rows[f"Fig. 12 {model} {base} area / ours"].paper in (6.0, 39.0)
     assert rows["Fig. 12 bert-base MB cell read energy used (fJ)"].ours == pytest.approx(1.83 * 5)
+
+
+def test_bit_serial_inputs_take_one_cycle_per_slice_and_ws_only_designs_refuse_nw():
+    from xbarllm.cost.traditional import estimate_traditional
+
+    hw, isaac = load_hardware("proposed"), load_platform("isaac-crossbar")
+    r = estimate_traditional(_one_ws_op(10, 128, 32), isaac, hw)
+    assert isaac.cycles_per_vector() == 8
+    assert r["latency_us"] == pytest.approx(10 * 8 * 0.1)
+    # 2-bit cells, one offset column per slice: 4 columns per output, 128 rows -> 1 x 1 crossbar
+    assert r["crossbars"] == 1
+    assert r["energy_pj"]["adc"] == pytest.approx(10 * 8 * 32 * 4 * hw.components["adc8"].energy_pj)
+    with pytest.raises(XbarError, match="WS products only"):
+        estimate_traditional(build(load_model("bert-base"), seq_len=16), isaac, hw)

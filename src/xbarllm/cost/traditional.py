@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from xbarllm.cost.events import digital_events, done_fraction
+from xbarllm.errors import XbarError
 from xbarllm.mapping.area import chip_um2, per_bit
 from xbarllm.spec.hardware import HardwareSpec
 from xbarllm.spec.platform import TraditionalSpec
@@ -41,7 +42,7 @@ def crossbar_um2(t: TraditionalSpec, hw: HardwareSpec) -> dict[str, float]:
         "dac": t.rows * per_bit(a["dac8"], t.dac_bits),
         "adc": n_adc * per_bit(a["adc8"], t.adc_bits),
         "cells": t.rows * t.cols * a["memristor_cell"],
-        "input_registers": t.rows * t.dac_bits * a["control_register_bit"],
+        "input_registers": t.rows * t.act_bits * a["control_register_bit"],
         "shift_add": n_adc * a["shift_add"],
         "f_unit": n_adc * a["f_unit"],
     }
@@ -52,34 +53,40 @@ def estimate_traditional(table: pd.DataFrame, t: TraditionalSpec, hw: HardwareSp
     count, M, K, N = (table[x].to_numpy(np.float64) for x in (C.COUNT, C.M, C.K, C.N))
     done = done_fraction(table)
     slices = t.cells_per_weight()
-    cols_per_out = 2 * slices  # (+,-) pair per bit slice
+    cols_per_out = t.cols_per_slice * slices
+    cycles = t.cycles_per_vector()
     row_tiles = np.ceil(K / t.rows)
     col_tiles = np.ceil(N * cols_per_out / t.cols)
     ones = (table[C.Y_CACHE] == "ones").to_numpy()
     written = (table[C.KIND] == "NW").to_numpy() & ~ones
+    if written.any() and (t.write_energy_pj_per_cell is None or t.write_ns_per_row is None):
+        raise XbarError(f"{t.name}: runs WS products only (no write figures); pass the table's WS rows")
     xbars = np.where(ones, 1.0, count) * row_tiles * col_tiles
     pinned = float(xbars[~written & ~ones].sum()) + float(xbars[ones].max(initial=0.0))
     pool = float(xbars[written].max(initial=0.0))
 
     vectors = count * M * done
+    steps = vectors * cycles  # crossbar cycles: one per input slice of each vector
     ev = {
-        "dac": vectors * K * col_tiles,
-        "adc": vectors * N * cols_per_out * row_tiles,
-        "cells": vectors * K * N * cols_per_out,
-        "input_registers": vectors * K * t.dac_bits * col_tiles,
-        "shift_add": vectors * N * row_tiles * slices,
+        "dac": steps * K * col_tiles,
+        "adc": steps * N * cols_per_out * row_tiles,
+        "cells": steps * K * N * cols_per_out,
+        "input_registers": vectors * K * t.act_bits * col_tiles,
+        "shift_add": steps * N * row_tiles * slices,
         "writes": np.where(written, count * K * N * cols_per_out, 0.0),
         **digital_events(table),
     }
     comp = hw.components
-    per_event = {k: (comp[v].energy_pj if v else t.write_energy_pj_per_cell) for k, v in COMPONENTS.items()}
+    per_event = {k: (comp[v].energy_pj if v else t.write_energy_pj_per_cell or 0.0) for k, v in COMPONENTS.items()}
     per_event["cells"] *= t.read_energy_scale()
+    per_event["dac"] *= 2.0 ** (t.dac_bits - 8)  # ISAAC scaling from the 8-bit part
+    per_event["adc"] *= 2.0 ** (t.adc_bits - 8)
     energy = pd.DataFrame({k: ev[k] * per_event[k] for k in COMPONENTS}, index=table.index)
 
-    cycle_ns = max(hw.timing.xbar_cycle_ns, t.cols_per_adc / hw.timing.adc_rate_gsps)
-    write_ns = np.where(written, np.minimum(K, t.rows) * t.write_ns_per_row, 0.0)
+    cycle_ns = max(hw.timing.xbar_cycle_ns, t.cols_per_adc / hw.timing.adc_rate_gsps)  # ADC serves its columns
+    write_ns = np.where(written, np.minimum(K, t.rows) * (t.write_ns_per_row or 0.0), 0.0)
     cache_ns = ev["caches"] / 8 / hw.timing.cache_bw_gb_per_s
-    serial = np.where(ones, count, 1.0) * M * done  # input vectors one after another
+    serial = np.where(ones, count, 1.0) * M * done * cycles  # input cycles one after another
     latency_ns = np.maximum(serial * cycle_ns + write_ns, cache_ns)
 
     shared = chip_um2(hw, n_dense=0)

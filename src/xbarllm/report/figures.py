@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from xbarllm.report.reproduce import FIG13_DC, FIG14_MODELS, Row
+from xbarllm.report.reproduce import FIG13_BASELINES, FIG13_DC, FIG14_MODELS, Row
 
 
 def _rows(rows: list[Row]) -> dict[str, Row]:
@@ -35,9 +35,10 @@ def table7(rows: list[Row]) -> Figure:
 
 
 def fig13(rows: list[Row]) -> Figure:
-    """Our area vs latency over d_c for BERT-Base and BERT-Large, energy annotated."""
+    """Our area vs latency over d_c for BERT-Base and BERT-Large, and ISAAC/PRIME/PipeLayer on the WS part;
+    energy annotated."""
     r = _rows(rows)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 5))
     for name in ("bert-base", "bert-large"):
         lat = [r[f"Fig. 13 {name} d_c={d} latency (us)"].ours / 1e3 for d in FIG13_DC]
         area = [r[f"Fig. 13 {name} d_c={d} area (mm2)"].ours for d in FIG13_DC]
@@ -45,10 +46,17 @@ def fig13(rows: list[Row]) -> Figure:
         for d, x, y in zip(FIG13_DC, lat, area, strict=True):
             e = r[f"Fig. 13 {name} d_c={d} energy (mJ)"].ours
             ax.annotate(f"d_c={d} ({e:.1f} mJ)", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    ax.annotate("paper: ours ≈ 20.7 mJ on BERT-Large", (0.02, 0.03), xycoords="axes fraction", fontsize=8,
-                color="red")
-    ax.set(xscale="log", xlabel="latency (ms)", ylabel="area (mm²)", title="Fig. 13: area vs latency over d_c")
-    ax.legend(fontsize=8)
+        for base, mark in zip(FIG13_BASELINES, "s^D", strict=True):
+            x = r[f"Fig. 13 {name} {base} WS part latency (us)"].ours / 1e3
+            y = r[f"Fig. 13 {name} {base} WS part area (mm2)"].ours
+            e = r[f"Fig. 13 {name} {base} WS part energy (mJ)"].ours
+            ax.plot([x], [y], mark, mfc="none", label=f"{base} (WS part), {name}")
+            ax.annotate(f"({e:.1f} mJ)", (x, y), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    ax.annotate("paper: ours ≈ 20.7 mJ on BERT-Large; ISAAC's example label I(10.6)", (0.02, 0.03),
+                xycoords="axes fraction", fontsize=7, color="red")
+    ax.set(xscale="log", yscale="log", xlabel="latency (ms)", ylabel="area (mm²)",
+           title="Fig. 13: area vs latency over d_c")
+    ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
 
@@ -87,7 +95,7 @@ def fig14(rows: list[Row]) -> Figure:
 
 def pareto(df: pd.DataFrame, front) -> Figure:
     """Latency vs area of every explored point, energy as colour, the Pareto front ringed."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 5))
     sc = ax.scatter(df.latency_us / 1e3, df.area_mm2, c=df.energy_mj, s=12, cmap="viridis")
     ax.scatter(df.latency_us[front] / 1e3, df.area_mm2[front], s=60, facecolors="none", edgecolors="red",
                label="Pareto front (area, energy, latency)")
@@ -102,7 +110,7 @@ def accuracy(df: pd.DataFrame) -> Figure:
     """Metric vs the first swept axis of a `simulate --out` table, one line per value of the other axes."""
     axes = [c for c in df.columns if c not in ("task", "metric", "value", "seconds", "exp_overflow_calls",
                                               "exp_calls", "fp32_probe_accuracy_pct")]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 5))
     x = axes[0] if axes else None
     groups = df.groupby(axes[1:]) if len(axes) > 1 else [("", df)]
     for key, g in groups:

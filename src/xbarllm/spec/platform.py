@@ -52,11 +52,12 @@ class PinnedSpec(_Sourced):
 class TraditionalSpec(_Sourced):
     """A traditional 128×128 memristor crossbar (Fig. 12's multi-bit MB and single-bit SB designs).
 
-    Weights are pinned: each weight column takes 2·ceil(weight_bits / bits_per_cell) cell columns
-    ((+,-) pairs of bit slices); inputs enter through one multi-bit DAC per row, one vector per
-    crossbar cycle; one ADC serves `cols_per_adc` columns. NW products are run by writing the
-    activation operand into spare crossbars first. Converters, registers and caches are the
-    proposed design's components (ISAAC's, paper §7).
+    Weights are pinned: each weight column takes cols_per_slice·ceil(weight_bits / bits_per_cell) cell
+    columns ((+,-) pairs, or one offset-encoded column, per bit slice); inputs enter through a
+    dac_bits DAC per row, ceil(act_bits / dac_bits) crossbar cycles per input vector; one ADC serves
+    `cols_per_adc` columns. NW products are run by writing the activation operand into spare
+    crossbars first; a design without write figures runs WS products only. Converters, registers and
+    caches are the proposed design's components (ISAAC's, paper §7).
 
     Resistance/energy trade-off (paper §7: the resistance range is tuned so that every design
     reaches equal accuracy): equal accuracy needs equal RTN relative to the level spacing, so a
@@ -68,14 +69,20 @@ class TraditionalSpec(_Sourced):
     rows: PositiveInt
     cols: PositiveInt
     bits_per_cell: PositiveInt
+    cols_per_slice: int = Field(ge=1, le=2)
     weight_bits: PositiveInt
+    act_bits: PositiveInt
     dac_bits: PositiveInt
     adc_bits: PositiveInt
     cols_per_adc: PositiveInt
     noise_reference_bits: PositiveInt
     rtn_resistance_exponent: PositiveFloat
-    write_energy_pj_per_cell: PositiveFloat
-    write_ns_per_row: PositiveFloat
+    write_energy_pj_per_cell: PositiveFloat | None
+    write_ns_per_row: PositiveFloat | None
+
+    def cycles_per_vector(self) -> int:
+        """Crossbar cycles per input vector: ceil(act_bits / dac_bits) bit-serial input slices."""
+        return -(-self.act_bits // self.dac_bits)
 
     def cells_per_weight(self) -> int:
         """Bit slices of one weight: ceil(weight_bits / bits_per_cell)."""
@@ -95,7 +102,7 @@ def platform_presets() -> list[str]:
 def load_platform(name_or_path: str | Path) -> PlatformSpec | PinnedSpec | TraditionalSpec:
     """Load a roofline, pinned or traditional crossbar platform from a preset or YAML; errors name the field."""
     where, data = presets.load_yaml("platforms", name_or_path, "platform")
-    kind = (TraditionalSpec if "write_ns_per_row" in data else PinnedSpec if "crossbars_per_chip" in data
+    kind = (TraditionalSpec if "rtn_resistance_exponent" in data else PinnedSpec if "crossbars_per_chip" in data
             else PlatformSpec)
     try:
         return kind.model_validate(data)
