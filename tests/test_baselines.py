@@ -67,6 +67,9 @@ def test_estimate_and_reproduce_cli(capsys, tmp_path):
     assert main(["estimate", "bert-base", "--seq-len", "128", "--vs", "tpuv4", "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["totals"]["energy_mj"] > 0 and "tpuv4" in obj["baselines"]
+    assert main(["estimate", "bert-base", "--seq-len", "128", "--vs", "mb", "--vs", "isaac-crossbar", "--json"]) == 0
+    base = json.loads(capsys.readouterr().out)["baselines"]
+    assert set(base) == {"mb", "isaac-crossbar (WS part)"} and base["mb"]["energy_mj"] > 0
     assert main(["estimate", "smollm2-135m", "--phase", "decode", "--context", "64"]) == 0
     assert "Energy by component" in capsys.readouterr().out
     assert main(["reproduce", "--json", "--out", str(tmp_path / "r")]) == 0
@@ -77,7 +80,7 @@ def test_estimate_and_reproduce_cli(capsys, tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["estimate", "bert-base", "--vs", "nope"], "unknown platform"),
-    (["estimate", "bert-base", "--vs", "isaac"], "pinned-weight"),
+    (["estimate", "bert-base", "--vs", "isaac"], "area-only pinned chip"),
     (["estimate", "bert-base", "--hw", "nope"], "unknown hardware"),
 ])
 def test_estimate_bad_input(capsys, args, needle):

@@ -152,8 +152,9 @@ def map_cmd(
 def estimate_cmd(
     model: Annotated[str, typer.Argument(help="model preset name, config.json, model directory or .gguf")],
     hw: Annotated[str, typer.Option("--hw", help="hardware preset name or YAML file")] = "proposed",
-    vs: Annotated[list[str] | None, typer.Option("--vs", help="roofline baseline to compare: tpuv4, a100 "
-                                                 "or a platform YAML (repeatable)")] = None,
+    vs: Annotated[list[str] | None, typer.Option("--vs", help="baseline to compare (repeatable): tpuv4, a100 "
+                                                 "(rooflines), mb, sb, isaac-crossbar, prime, pipelayer "
+                                                 "(crossbars), or a platform YAML")] = None,
     seq_len: Annotated[int, typer.Option("--seq-len", help="tokens per sequence")] = 256,
     phase: Annotated[PhaseOpt, typer.Option("--phase", help="prefill or decode")] = PhaseOpt.prefill,
     context: Annotated[int | None, typer.Option("--context", help="decode: keys attended")] = None,
@@ -163,19 +164,29 @@ def estimate_cmd(
     """Area, energy and latency of MODEL on the chip, per component, optionally beside baselines."""
     from xbarllm.cost import estimate
     from xbarllm.cost.roofline import roofline
+    from xbarllm.cost.traditional import estimate_traditional
     from xbarllm.mapping import map_workload
     from xbarllm.spec import load_hardware, load_model
-    from xbarllm.spec.platform import PlatformSpec, load_platform
+    from xbarllm.spec.platform import PinnedSpec, TraditionalSpec, load_platform
     from xbarllm.workload import build
+    from xbarllm.workload import columns as C
 
     platforms = [load_platform(v) for v in vs or []]
     for p in platforms:
-        if not isinstance(p, PlatformSpec):
-            raise XbarError(f"--vs: {p.name} is a pinned-weight chip, not a roofline platform (try tpuv4, a100)")
+        if isinstance(p, PinnedSpec):
+            raise XbarError(f"--vs: {p.name} is an area-only pinned chip (try tpuv4, a100, mb, sb, isaac-crossbar)")
     spec, hardware = load_model(model), load_hardware(hw)
     table = build(spec, seq_len=seq_len, phase=phase.value, batch=batch, context=context)
     est = estimate(map_workload(table, hardware), hardware)
-    base = {p.name: roofline(table, p, node_nm=hardware.node_nm) for p in platforms}
+    base = {}
+    for p in platforms:
+        if isinstance(p, TraditionalSpec):
+            ws_only = p.write_ns_per_row is None
+            rows = table[table[C.KIND] == "WS"] if ws_only else table
+            base[p.name + (" (WS part)" if ws_only else "")] = {
+                k: v for k, v in estimate_traditional(rows, p, hardware).items() if k != "energy_pj"}
+        else:
+            base[p.name] = roofline(table, p, node_nm=hardware.node_nm)
     if as_json:
         print(json.dumps({"model": spec.name, "hardware": hardware.name, "phase": phase.value,
                           "totals": est.totals, "area_um2": est.area_um2, "baselines": base}, default=_jsonable))

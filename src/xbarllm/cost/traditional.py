@@ -91,10 +91,14 @@ def estimate_traditional(table: pd.DataFrame, t: TraditionalSpec, hw: HardwareSp
 
     shared = chip_um2(hw, n_dense=0)
     area_um2 = (pinned + pool) * sum(crossbar_um2(t, hw).values()) + shared["caches"] + shared["sqrt_div"]
+    e_pj, t_ns = float(energy.to_numpy().sum()), float(latency_ns.sum())
+    model_macs = float(table.loc[~table[C.AUX], C.MACS].sum())
     return {
         "area_mm2": area_um2 / 1e6,
-        "energy_mj": float(energy.to_numpy().sum()) * 1e-9,
-        "latency_us": float(latency_ns.sum()) * 1e-3,
+        "energy_mj": e_pj * 1e-9,
+        "latency_us": t_ns * 1e-3,
+        "adp_mm2_s": area_um2 / 1e6 * t_ns * 1e-9,
+        "pj_per_mac": e_pj / model_macs if model_macs else float("nan"),
         "crossbars": pinned + pool,
         "energy_pj": energy.sum().to_dict(),
     }
