@@ -3,6 +3,7 @@
 import itertools
 import json
 
+import pandas as pd
 import pytest
 
 from xbarllm import XbarError
@@ -106,7 +107,7 @@ def _one_ws_op(M: int, K: int, N: int):
     row = t[(t["op"] == "q_proj") & (t["layer"] == 0)].copy()
     row[["M", "K", "N"]] = M, K, N
     row["macs"] = M * K * N
-    row[["act_in_bytes", "act_out_bytes"]] = M * K, M * N
+    row[["act_in_bytes", "act_out_bytes", "weight_params", "weight_bytes"]] = M * K, M * N, K * N, K * N
     return row
 
 
@@ -163,3 +164,15 @@ def test_bit_serial_inputs_take_one_cycle_per_slice_and_ws_only_designs_refuse_n
     assert r["energy_pj"]["adc"] == pytest.approx(10 * 8 * 32 * 4 * hw.components["adc8"].energy_pj)
     with pytest.raises(XbarError, match="WS products only"):
         estimate_traditional(build(load_model("bert-base"), seq_len=16), isaac, hw)
+
+
+def test_streamed_weights_cost_their_bits_and_hold_two_buffers():
+    from xbarllm.cost.traditional import estimate_traditional
+
+    hw, vesti = load_hardware("proposed"), load_platform("vesti")
+    one = estimate_traditional(_one_ws_op(4, 512, 64), vesti, hw)
+    two = estimate_traditional(pd.concat([_one_ws_op(4, 512, 64)] * 2), vesti, hw)
+    assert one["energy_pj"]["weight_stream"] == pytest.approx(512 * 64 * 8 * 20.0)
+    # 1-bit cells in (+,-) pairs: 16 columns per output -> 2 row tiles x 16 column tiles, double-buffered
+    assert one["crossbars"] == two["crossbars"] == 2 * 2 * 16
+    assert two["energy_pj"]["weight_stream"] == pytest.approx(2 * one["energy_pj"]["weight_stream"])

@@ -28,6 +28,7 @@ COMPONENTS = {
     "input_registers": "control_register_bit",  # input bit written into a crossbar's row register
     "shift_add": "shift_add",             # bit-slice and row-tile recombination per output
     "writes": None,                       # cell programmed for an NW operand (spec's write energy)
+    "weight_stream": None,                # weight bit streamed in from off-chip (streamed designs)
     "f_unit": "f_unit",
     "sqrt_div": "sqrt_div",
     "caches": "cache_bit",
@@ -41,10 +42,10 @@ def crossbar_um2(t: TraditionalSpec, hw: HardwareSpec) -> dict[str, float]:
     return {
         "dac": t.rows * per_bit(a["dac8"], t.dac_bits),
         "adc": n_adc * per_bit(a["adc8"], t.adc_bits),
-        "cells": t.rows * t.cols * a["memristor_cell"],
+        "cells": t.rows * t.cols * (t.cell_area_um2 or a["memristor_cell"]),
         "input_registers": t.rows * t.act_bits * a["control_register_bit"],
-        "shift_add": n_adc * a["shift_add"],
-        "f_unit": n_adc * a["f_unit"],
+        "shift_add": a["shift_add"],  # one recombination unit and one F unit per crossbar, shared by its
+        "f_unit": a["f_unit"],        # columns (designs with a converter per column keep one of each)
     }
 
 
@@ -62,7 +63,11 @@ def estimate_traditional(table: pd.DataFrame, t: TraditionalSpec, hw: HardwareSp
     if written.any() and (t.write_energy_pj_per_cell is None or t.write_ns_per_row is None):
         raise XbarError(f"{t.name}: runs WS products only (no write figures); pass the table's WS rows")
     xbars = np.where(ones, 1.0, count) * row_tiles * col_tiles
-    pinned = float(xbars[~written & ~ones].sum()) + float(xbars[ones].max(initial=0.0))
+    ws = ~written & ~ones
+    if t.weights_streamed:  # two buffers of the largest op's weights, refilled for every op
+        held = 2 * float(xbars[ws].max(initial=0.0)) + float(xbars[ones].max(initial=0.0))
+    else:
+        held = float(xbars[ws].sum()) + float(xbars[ones].max(initial=0.0))
     pool = float(xbars[written].max(initial=0.0))
 
     vectors = count * M * done
@@ -74,10 +79,13 @@ def estimate_traditional(table: pd.DataFrame, t: TraditionalSpec, hw: HardwareSp
         "input_registers": vectors * K * t.act_bits * col_tiles,
         "shift_add": steps * N * row_tiles * slices,
         "writes": np.where(written, count * K * N * cols_per_out, 0.0),
+        "weight_stream": np.where(ws, table[C.WEIGHT_BYTES].to_numpy(np.float64) * 8, 0.0) * t.weights_streamed,
         **digital_events(table),
     }
     comp = hw.components
-    per_event = {k: (comp[v].energy_pj if v else t.write_energy_pj_per_cell or 0.0) for k, v in COMPONENTS.items()}
+    per_event = {k: comp[v].energy_pj if v else 0.0 for k, v in COMPONENTS.items()}
+    per_event["writes"] = t.write_energy_pj_per_cell or 0.0
+    per_event["weight_stream"] = t.stream_pj_per_bit
     per_event["cells"] *= t.read_energy_scale()
     per_event["dac"] *= 2.0 ** (t.dac_bits - 8)  # ISAAC scaling from the 8-bit part
     per_event["adc"] *= 2.0 ** (t.adc_bits - 8)
@@ -87,10 +95,11 @@ def estimate_traditional(table: pd.DataFrame, t: TraditionalSpec, hw: HardwareSp
     write_ns = np.where(written, np.minimum(K, t.rows) * (t.write_ns_per_row or 0.0), 0.0)
     cache_ns = ev["caches"] / 8 / hw.timing.cache_bw_gb_per_s
     serial = np.where(ones, count, 1.0) * M * done * cycles  # input cycles one after another
-    latency_ns = np.maximum(serial * cycle_ns + write_ns, cache_ns)
+    stream_ns = ev["weight_stream"] / 8 / t.stream_gb_per_s if t.weights_streamed else 0.0
+    latency_ns = np.maximum(np.maximum(serial * cycle_ns + write_ns, cache_ns), stream_ns)
 
     shared = chip_um2(hw, n_dense=0)
-    area_um2 = (pinned + pool) * sum(crossbar_um2(t, hw).values()) + shared["caches"] + shared["sqrt_div"]
+    area_um2 = (held + pool) * sum(crossbar_um2(t, hw).values()) + shared["caches"] + shared["sqrt_div"]
     e_pj, t_ns = float(energy.to_numpy().sum()), float(latency_ns.sum())
     model_macs = float(table.loc[~table[C.AUX], C.MACS].sum())
     return {
@@ -99,6 +108,6 @@ def estimate_traditional(table: pd.DataFrame, t: TraditionalSpec, hw: HardwareSp
         "latency_us": t_ns * 1e-3,
         "adp_mm2_s": area_um2 / 1e6 * t_ns * 1e-9,
         "pj_per_mac": e_pj / model_macs if model_macs else float("nan"),
-        "crossbars": pinned + pool,
+        "crossbars": held + pool,
         "energy_pj": energy.sum().to_dict(),
     }

@@ -46,7 +46,7 @@ def fig13(rows: list[Row]) -> Figure:
         for d, x, y in zip(FIG13_DC, lat, area, strict=True):
             e = r[f"Fig. 13 {name} d_c={d} energy (mJ)"].ours
             ax.annotate(f"d_c={d} ({e:.1f} mJ)", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        for base, mark in zip(FIG13_BASELINES, "s^D", strict=True):
+        for base, mark in zip(FIG13_BASELINES, "s^Dv", strict=True):
             x = r[f"Fig. 13 {name} {base} WS part latency (us)"].ours / 1e3
             y = r[f"Fig. 13 {name} {base} WS part area (mm2)"].ours
             e = r[f"Fig. 13 {name} {base} WS part energy (mJ)"].ours

@@ -71,7 +71,7 @@ def write_report(out: str | Path, db: str | Path | None = None, sim: str | Path 
             _rows_table(f12))
     section("Fig. 13: area vs latency over column duplication d_c", "Each design builds 2·d_c columns per "
             "computation crossbar. ISAAC, PRIME and PipeLayer run the WS part only (their 8-bit versions, "
-            "built from ISAAC's components, as the paper adapts them); Vesti is not modelled.",
+            "built from ISAAC's components, as the paper adapts them); Vesti streams its weights from off-chip.",
             lambda: figures.fig13(f13), "fig13", _rows_table(f13))
     section("Table 10: BERT-Large vs TPUv4 and A100", "", lambda: figures.paired_bars(t10, "Table 10, paper vs "
             "ours"), "table10", _rows_table(t10))

@@ -56,7 +56,9 @@ class TraditionalSpec(_Sourced):
     columns ((+,-) pairs, or one offset-encoded column, per bit slice); inputs enter through a
     dac_bits DAC per row, ceil(act_bits / dac_bits) crossbar cycles per input vector; one ADC serves
     `cols_per_adc` columns. NW products are run by writing the activation operand into spare
-    crossbars first; a design without write figures runs WS products only. Converters, registers and
+    crossbars first; a design without write figures runs WS products only. A design whose weights
+    are streamed (Vesti) holds two buffers of the largest op's weights and writes every op's weights
+    from off-chip memory, hidden behind compute unless the stream is slower. Converters, registers and
     caches are the proposed design's components (ISAAC's, paper §7).
 
     Resistance/energy trade-off (paper §7: the resistance range is tuned so that every design
@@ -79,6 +81,11 @@ class TraditionalSpec(_Sourced):
     rtn_resistance_exponent: PositiveFloat
     write_energy_pj_per_cell: PositiveFloat | None
     write_ns_per_row: PositiveFloat | None
+    cell_area_um2: PositiveFloat | None = Field(description="null: the memristor cell of the hardware spec")
+    weights_streamed: bool = Field(description="weights are written into the arrays for every inference from "
+                                   "off-chip memory (double-buffered), instead of pinned")
+    stream_pj_per_bit: float = Field(ge=0, description="energy per weight bit streamed in (off-chip read + write)")
+    stream_gb_per_s: PositiveFloat | None = Field(description="bandwidth of the weight stream")
 
     def cycles_per_vector(self) -> int:
         """Crossbar cycles per input vector: ceil(act_bits / dac_bits) bit-serial input slices."""
