@@ -34,6 +34,10 @@ class SimConfig(BaseModel):
                                "range; adds the misreads it causes at bits_per_cell (see faults.misread_probability)")
     stuck_rate: float = Field(0.0, ge=0, le=1, description="dense cells stuck at the lowest or highest level")
     softmax_subtract_max: bool = Field(False, description="subtract the row maximum before EXP (the paper does not)")
+    smooth_alpha: float | None = Field(None, ge=0, le=1, description="activation smoothing of every Linear "
+                                       "(SmoothQuant): input channel j is divided by s_j = max|x_j|^a / "
+                                       "max|w_j|^(1-a), from calibration data, and weight row j multiplied by "
+                                       "it; None = off")
     stages: str = Field("linear+attention+norm", description="'+'-joined products that run on the simulated "
                         "chip (linear, attention, norm); the others stay fp32, to attribute a loss to a stage")
     seed: int = 0

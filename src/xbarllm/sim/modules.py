@@ -30,6 +30,7 @@ class Products:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.fullscale: dict[str, list] = {}
         self._observed: dict[str, list[list[list[float]]]] | None = None
+        self._act_max: dict[XbarLinear, torch.Tensor] | None = None  # smoothing pass: per-channel max |x|
         self.exp_overflows = 0
         self.exp_calls = 0
 
@@ -54,7 +55,20 @@ class Products:
     def calibrate(self, run) -> None:
         """Set each site's ADC full scale to the largest column sum seen while `run()` executes: per digit
         position (policy `calibrated`), or, for WS products (fixed weights, so each crossbar tile keeps its
-        range), per crossbar tile and digit (`calibrated_tile`; NW products stay per site)."""
+        range), per crossbar tile and digit (`calibrated_tile`; NW products stay per site).
+
+        With smooth_alpha set, a first pass in fp32 records each Linear's per-channel activation range
+        and smooths it (int8 and xbar modes) before the ADC ranges are recorded."""
+        if self.cfg.mode != "fp32" and self.cfg.smooth_alpha is not None:
+            cfg, self._act_max = self.cfg, {}
+            self.cfg = cfg.model_copy(update={"mode": "fp32"})
+            try:
+                with torch.no_grad():
+                    run()
+                for lin, amax in self._act_max.items():
+                    lin.smooth(amax, cfg.smooth_alpha)
+            finally:
+                self.cfg, self._act_max = cfg, None
         if self.cfg.mode != "xbar" or self.cfg.adc_policy == "worst_case":
             return
         self._observed = {}
@@ -76,19 +90,37 @@ class XbarLinear(nn.Module):
 
     def __init__(self, lin: nn.Linear, chip: Products):
         super().__init__()
-        cfg = chip.cfg
         self.chip, self.bias, self.weight_fp32 = chip, lin.bias, lin.weight
-        w = lin.weight.detach().t().contiguous()  # K × N
-        wq, self.w_scale = quantize(w, cfg.weight_bits, dim=0)
-        misread = max(cfg.misread_prob, misread_probability(cfg.dense_noise, cfg.bits_per_cell))
-        self.wq = stored_weights(wq, cfg.weight_bits, cfg.bits_per_cell, misread, cfg.stuck_rate, chip.gen)
         self.in_features, self.out_features = lin.in_features, lin.out_features
         self.site = f"linear{id(self)}"
+        self.in_scale: torch.Tensor | None = None  # smoothing: x / in_scale, weight rows × in_scale
+        self._store(lin.weight.detach().t().contiguous())
+
+    def _store(self, w: torch.Tensor) -> None:
+        """Quantise the K × N weights to DAC levels and store them in the dense crossbar (with its faults)."""
+        cfg = self.chip.cfg
+        wq, self.w_scale = quantize(w, cfg.weight_bits, dim=0)
+        misread = max(cfg.misread_prob, misread_probability(cfg.dense_noise, cfg.bits_per_cell))
+        self.wq = stored_weights(wq, cfg.weight_bits, cfg.bits_per_cell, misread, cfg.stuck_rate, self.chip.gen)
+
+    def smooth(self, act_max: torch.Tensor, alpha: float) -> None:
+        """Move activation range into the weights: s_j = max|x_j|^α / max|w_j|^(1-α) per input channel j.
+        The divide by s runs in the digital F unit before the encoder (one multiply per activation)."""
+        w = self.weight_fp32.detach().t()
+        s = (act_max.clamp(min=1e-5) ** alpha / w.abs().amax(dim=1).clamp(min=1e-5) ** (1 - alpha)).clamp(min=1e-5)
+        self.in_scale = s
+        self._store((w * s[:, None]).contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.chip.cfg.mode == "fp32":
+            if self.chip._act_max is not None:
+                seen = x.detach().abs().reshape(-1, x.shape[-1]).amax(0).float()
+                prev = self.chip._act_max.get(self)
+                self.chip._act_max[self] = seen if prev is None else torch.maximum(prev, seen)
             return nn.functional.linear(x, self.weight_fp32, self.bias)
         lead = x.shape[:-1]
+        if self.in_scale is not None:
+            x = x / self.in_scale
         xq, sx = quantize(x.reshape(1, -1, x.shape[-1]), self.chip.cfg.act_bits, dim=-1)
         y = self.chip.matmul(xq, self.wq.unsqueeze(0), self.site) * sx * self.w_scale
         y = y.reshape(*lead, self.out_features)

@@ -6,7 +6,13 @@ import torch
 
 
 def quantize(x: torch.Tensor, bits: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer-valued x/scale in ±(2^(bits-1)-1), with one scale per slice along `dim` (max-abs)."""
+    """Integer-valued x/scale in ±(2^(bits-1)-1), with one scale per slice along `dim` (max-abs).
+
+    A slice holding inf or NaN (an overflowed EXP, say) quantises to zeros with a NaN scale, so the
+    products it enters come out NaN instead of stopping the run."""
     top = 2 ** (bits - 1) - 1
+    finite = torch.isfinite(x).all(dim=dim, keepdim=True)
+    x = torch.where(finite, x, torch.zeros((), dtype=x.dtype))
     scale = x.abs().amax(dim=dim, keepdim=True).clamp(min=1e-12) / top
-    return (x / scale).round().clamp(-top, top), scale
+    q = (x / scale).round().clamp(-top, top)
+    return q, torch.where(finite, scale, torch.full((), float("nan"), dtype=scale.dtype))
