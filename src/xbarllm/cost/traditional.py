@@ -1,10 +1,12 @@
-"""Traditional pinned-weight crossbars (Fig. 12's MB and SB): area, energy and latency of a workload table.
+"""Traditional crossbars (Fig. 12's MB and SB; Fig. 13's ISAAC, PRIME, PipeLayer and Vesti): area, energy
+and latency of a workload table.
 
-WS products use crossbars that hold the weights for good. NW products write their activation
+WS products use crossbars that hold the weights for good (or, for a streamed design, two buffers
+refilled from off-chip for every op). NW products write their activation
 operand Y (all `count` instances at once) into a pool of spare crossbars first. Ones-vector
 operands are constant: one pinned set serves every instance, which then stream through it in turn.
-Per op, crossbars run in parallel: each input vector takes one crossbar cycle (the shared ADC
-converts its columns in it); ops run one after another, as in our cost model.
+Per op, crossbars run in parallel: each input vector takes ceil(act_bits / dac_bits) crossbar cycles
+(the shared ADC converts its columns in each); ops run one after another, as in our cost model.
 Converter, cell, register and cache figures are the proposed design's components (ISAAC's).
 """
 
