@@ -164,3 +164,14 @@ def test_overflowed_rows_come_out_nan_instead_of_stopping_the_run():
     x[0, 1, 3] = float("inf")
     out = chip.product(x, torch.randn(1, 16, 5), "site")
     assert out[0, 1].isnan().all() and torch.isfinite(out[0, [0, 2, 3]]).all()
+
+
+def test_quantile_calibration_sets_a_smaller_full_scale_than_the_peak():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(-3, 4, (1, 64, 128), generator=g).float()
+    w = torch.randint(-127, 128, (1, 128, 32), generator=g).float()
+    peak, q99 = [], []
+    xbar_matmul(x, w, SimConfig(adc_bits=None), observed=peak)
+    xbar_matmul(x, w, SimConfig(adc_bits=None, adc_clip_quantile=0.99), observed=q99)
+    peak, q99 = torch.tensor(peak[0]), torch.tensor(q99[0])
+    assert peak.shape == q99.shape and (q99 <= peak).all() and (q99 < peak).any()

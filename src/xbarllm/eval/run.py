@@ -22,7 +22,8 @@ TASKS = {"stsb": ("all-minilm-l6-v2", "spearman_x100"), "sst2": ("all-minilm-l6-
 AXES = {"noise": ("rtn", "dense_noise"), "rtn": ("rtn",), "dense_noise": ("dense_noise",),
         "bits_per_cell": ("bits_per_cell",), "stuck_rate": ("stuck_rate",), "misread_prob": ("misread_prob",),
         "S": ("encoding_s",), "adc_bits": ("adc_bits",), "seed": ("seed",), "mode": ("mode",),
-        "adc_policy": ("adc_policy",), "smooth_alpha": ("smooth_alpha",), "stages": ("stages",),
+        "adc_policy": ("adc_policy",), "smooth_alpha": ("smooth_alpha",),
+        "adc_clip_quantile": ("adc_clip_quantile",), "stages": ("stages",),
         "act_bits": ("act_bits",),
         "weight_bits": ("weight_bits",)}
 

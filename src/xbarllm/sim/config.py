@@ -25,6 +25,8 @@ class SimConfig(BaseModel):
         "(worst_case); per product site and digit, the largest column sum seen on calibration data "
         "(calibrated); or, for WS products, the same per crossbar tile, each crossbar's ADC with its own "
         "reference (calibrated_tile)")
+    adc_clip_quantile: float = Field(1.0, gt=0.5, le=1.0, description="calibrated policies: full scale at "
+                                     "this quantile of the column sums seen (1.0 = the largest); sums above clip")
     adc_fullscale: float = Field(1.0, gt=0, le=1, description="worst_case policy: fraction of the largest "
                                  "possible column sum; sums above it clip")
     rtn: float = Field(0.0, ge=0, description="RTN: relative conductance fluctuation of each conducting resistor")
