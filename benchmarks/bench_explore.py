@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from xbarllm.explore.db import ResultDB
-from xbarllm.explore.run import connect, explore
+from xbarllm.explore.run import connect, disconnect, explore
 from xbarllm.explore.sweep import Sweep, points
 
 
@@ -36,7 +36,7 @@ def rate(pts, workers: int, batch: int) -> float:
             dt = time.perf_counter() - t
             db.close()
     finally:
-        client.close()
+        disconnect(client)
     return n / dt * 60
 
 

@@ -27,6 +27,17 @@ axes:
 """
 
 
+def test_front_is_taken_per_workload():
+    from xbarllm.explore.pareto import front
+
+    df = pd.DataFrame({"model": ["small", "small", "big", "big"], "phase": "prefill", "seq_len": 256,
+                       "area_mm2": [1, 2, 10, 20], "energy_mj": [1, 2, 10, 20], "latency_us": [1, 2, 10, 20]})
+    mask, objectives = front(df)
+    assert mask.tolist() == [True, False, True, False] and objectives == ["area_mm2", "energy_mj", "latency_us"]
+    rated = df.assign(accuracy=[90.0, 95.0, 80.0, 85.0], accuracy_metric="spearman_x100")
+    assert front(rated)[0].tolist() == [True, True, True, True]
+
+
 def test_pareto_front_by_hand():
     df = pd.DataFrame({"a": [1, 2, 3, 1, 2], "b": [3, 2, 1, 3, 3], "c": [1, 1, 1, 0, 1]})
     # row 0 is dominated by row 3 (same a, b; lower c); row 4 by row 1; rows 1, 2, 3 trade off.

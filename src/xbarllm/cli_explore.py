@@ -29,7 +29,7 @@ def explore_cmd(
     from xbarllm.cli import _table, err, out
     from xbarllm.explore.db import ResultDB
     from xbarllm.explore.pareto import front as pareto_front
-    from xbarllm.explore.run import connect, explore
+    from xbarllm.explore.run import connect, disconnect, explore
     from xbarllm.explore.sweep import load_sweep, points
     from xbarllm.report import figures
     from xbarllm.report.html import save_png
@@ -58,7 +58,7 @@ def explore_cmd(
         df = db.frame()
     finally:
         db.close()
-        client.close()
+        disconnect(client)
     df = df[df.key.isin({p.key for p in pts})].reset_index(drop=True)
     front, objectives = pareto_front(df)
     plot_path = plot or db_path.with_suffix(".pareto.png")

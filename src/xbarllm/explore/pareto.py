@@ -22,16 +22,22 @@ def pareto_mask(df: pd.DataFrame, minimize: list[str], maximize: tuple[str, ...]
 
 
 COST_OBJECTIVES = ["area_mm2", "energy_mj", "latency_us"]
+WORKLOAD = ["model", "phase", "seq_len"]  # designs are compared only on the same workload
 
 
 def front(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """Pareto mask of explore results over area, energy and latency, and accuracy where measured
-    (maximised, or minimised for perplexity); returns the mask and the objectives used."""
-    if "accuracy" not in df or df["accuracy"].isna().all():
-        return pareto_mask(df, COST_OBJECTIVES), COST_OBJECTIVES
-    rated = df["accuracy"].notna().to_numpy()
-    lower_is_better = set(df.loc[rated, "accuracy_metric"]) <= {"perplexity"}
+    """Pareto mask of explore results, per workload (model, phase, seq_len): over area, energy and latency,
+    and accuracy where measured (maximised, or minimised for perplexity). Returns the mask and objectives."""
+    rated = "accuracy" in df and df["accuracy"].notna().any()
+    objectives = [*COST_OBJECTIVES, "accuracy"] if rated else COST_OBJECTIVES
     mask = np.zeros(len(df), dtype=bool)
-    mask[rated] = pareto_mask(df[rated], COST_OBJECTIVES + (["accuracy"] if lower_is_better else []),
-                              [] if lower_is_better else ["accuracy"])
-    return mask, [*COST_OBJECTIVES, "accuracy"]
+    for _, idx in df.groupby(WORKLOAD, sort=False).indices.items():
+        part = df.iloc[idx]
+        if rated:
+            part = part[part["accuracy"].notna()]
+            lower = set(part["accuracy_metric"]) <= {"perplexity"}
+            keep = pareto_mask(part, COST_OBJECTIVES + (["accuracy"] if lower else []), [] if lower else ["accuracy"])
+        else:
+            keep = pareto_mask(part, COST_OBJECTIVES)
+        mask[df.index.get_indexer(part.index[keep])] = True
+    return mask, objectives

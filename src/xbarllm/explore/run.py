@@ -80,6 +80,15 @@ def connect(scheduler: str | None, workers: int):
     return Client(cluster)
 
 
+def disconnect(client) -> None:
+    """Close the client, and the LocalCluster `connect` started for it (a user's scheduler stays up).
+    Closing in this order keeps the workers from logging lost heartbeats at exit."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 def explore(pts: list[Point], db: ResultDB, client, batch: int = 64,
             progress: Callable[[int], None] | None = None) -> int:
     """Evaluate the points not yet in `db` on `client`, storing each finished task's rows in one transaction.
