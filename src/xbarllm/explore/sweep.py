@@ -83,16 +83,10 @@ def sim_config(hw: HardwareSpec, sim_axes: dict[str, Any]):
     from xbarllm.eval.run import AXES
     from xbarllm.sim import SimConfig
 
-    data = {field: _get(hw, path) for path, field in SIM_FROM_HARDWARE.items()}
+    data = {field: hw.get(path) for path, field in SIM_FROM_HARDWARE.items()}
     data.update({field: value for axis, value in sim_axes.items() for field in AXES[axis]})
     return SimConfig.model_validate(data)
 
-
-def _get(hw: HardwareSpec, dotted: str) -> Any:
-    node: Any = hw
-    for part in dotted.split("."):
-        node = getattr(node, part)
-    return node
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -127,7 +121,7 @@ def load_sweep(path: str | Path) -> Sweep:
 def _check_accuracy(sweep: Sweep, base: HardwareSpec, path: Path) -> None:
     from xbarllm.eval.run import AXES
 
-    owned = {SIM_FROM_HARDWARE[a] for a in SIM_FROM_HARDWARE}
+    owned = set(SIM_FROM_HARDWARE.values())
     for axis, values in sweep.accuracy.axes.items():
         if axis not in AXES or set(AXES[axis]) & owned:
             usable = [a for a in AXES if not set(AXES[a]) & owned]

@@ -215,7 +215,7 @@ def reproduce(hw: HardwareSpec | None = None) -> list[Row]:
 def assumptions(hw: HardwareSpec | None = None) -> list[dict[str, str]]:
     """The assumed (not taken or derived) knobs behind our values: field, value, source."""
     hw = hw or load_hardware("proposed")
-    out = [{"field": k, "value": str(_get(hw, k)), "source": v} for k, v in hw.sources.items()
+    out = [{"field": k, "value": str(hw.get(k)), "source": v} for k, v in hw.sources.items()
            if v.startswith("assumed")]
     out += [{"field": f"components.{k}", "value": f"{c.area_um2} um2, {c.energy_pj} pJ", "source": c.source}
             for k, c in hw.components.items() if c.basis == "assumed"]
@@ -224,9 +224,3 @@ def assumptions(hw: HardwareSpec | None = None) -> list[dict[str, str]]:
                 "source": "spec §8.7: values run row by row (T_a: 16.1, 17.3; T_w: 2.7, 4.3)"})
     return out
 
-
-def _get(hw: HardwareSpec, dotted: str) -> object:
-    node: object = hw
-    for part in dotted.split("."):
-        node = getattr(node, part)
-    return node

@@ -140,6 +140,13 @@ class HardwareSpec(_Strict):
             raise ValueError(f"components: missing {', '.join(absent)}")
         return self
 
+    def get(self, dotted: str) -> object:
+        """The value of a dotted field, e.g. 'compute.d_c'."""
+        node: object = self
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        return node
+
     def with_updates(self, updates: dict[str, object]) -> HardwareSpec:
         """A copy with dotted-path fields replaced (e.g. {'compute.d_c': 8}), validated again."""
         data = self.model_dump()
