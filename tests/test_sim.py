@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from xbarllm.mapping.encoding import base, digits
 from xbarllm.sim import SimConfig, xbar_matmul
 from xbarllm.sim.crossbar import adc_lsb
 from xbarllm.sim.encoding import decode, encode, n_digits
+from xbarllm.sim.kernel import normal_draws
 from xbarllm.sim.faults import misread_probability, stored_weights
 
 
@@ -60,6 +62,36 @@ def test_narrow_adc_is_not_exact_and_saturates():
     assert 0 < err8 < err4 and (clipped - ref).abs().max() > 0
 
 
+def _adc_by_definition(x, w, cfg):
+    """Per tile, digit and output: '+' and '-' column sums of matching / opposite sign products, each
+    clamped and rounded by the ADC, then Σ_p B^p Σ_tile (q+ - q-). Loops, no shared code with the kernel."""
+    s, kt = cfg.encoding_s, cfg.rows // cfg.encoding_s
+    D = n_digits(s, 127)
+    T = -(-x.shape[-1] // kt)
+    lsb = adc_lsb(cfg, kt, int(w.abs().max()), D).double()
+    out = torch.zeros(x.shape[0], x.shape[1], w.shape[-1], dtype=torch.float64)
+    dig = encode(x, s, D).double()
+    for p in range(D):
+        for t in range(T):
+            d, wt = dig[p, ..., t * kt:(t + 1) * kt], w[:, t * kt:(t + 1) * kt].double()
+            prod = d.unsqueeze(-1) * wt.unsqueeze(1)  # (G, M, kt, N)
+            cols = [prod.clamp(min=0).sum(2), (-prod).clamp(min=0).sum(2)]
+            q = [(c.clamp(max=lsb[p] * (2**cfg.adc_bits - 1)) / lsb[p]).round() * lsb[p] for c in cols]
+            out += base(s) ** p * (q[0] - q[1])
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 9), st.integers(1, 200), st.integers(1, 9), st.sampled_from([3, 5, 8]),
+       st.floats(0.02, 1.0), st.integers(0, 2**31 - 1))
+def test_narrow_adc_equals_the_definition(s, M, K, N, bits, fullscale, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-127, 128, (1, M, K), generator=g).float()
+    w = torch.randint(-127, 128, (1, K, N), generator=g).float()
+    cfg = SimConfig(encoding_s=s, adc_bits=bits, adc_policy="worst_case", adc_fullscale=fullscale)
+    assert torch.equal(xbar_matmul(x, w, cfg), _adc_by_definition(x, w, cfg))
+
+
 def test_rtn_amplitude_matches_the_setting():
     # One digit per activation (S=7) and one tile: the column error is RTN over Σ (χ w)² exactly.
     g = torch.Generator().manual_seed(1)
@@ -72,6 +104,19 @@ def test_rtn_amplitude_matches_the_setting():
     rel = ((out - ref).squeeze()[on] / torch.sqrt(x.sum(-1).squeeze()[on].double() * 25))
     assert rel.std().item() == pytest.approx(0.05, rel=0.05)
     assert abs(rel.mean().item()) < 0.005
+
+
+def test_noise_draws_are_standard_normal():
+    # Kolmogorov-Smirnov distance to Φ, and the tail masses the ziggurat's layers and tail branch produce.
+    x = np.sort(normal_draws(12345, 400_000))
+    cdf = 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    n = len(x)
+    ks = max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n))
+    assert ks < 1.63 / math.sqrt(n)  # 1 % critical value
+    for z in (1.0, 2.0, 3.0, 3.5):
+        expect = math.erfc(z / math.sqrt(2))
+        assert np.mean(np.abs(x) > z) == pytest.approx(expect, rel=5 * math.sqrt(1 / (n * expect)))
+    assert abs(x.mean()) < 5 / math.sqrt(n) and x.std() == pytest.approx(1, abs=5 / math.sqrt(2 * n))
 
 
 def test_same_seed_same_numbers():

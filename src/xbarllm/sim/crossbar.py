@@ -9,11 +9,13 @@ With no noise and an ADC whose LSB is one unit product, the result equals the in
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from xbarllm.mapping.encoding import base
 from xbarllm.sim.config import SimConfig
 from xbarllm.sim.encoding import cell_energy, encode, n_digits
+from xbarllm.sim.kernel import recombine
 
 _CHUNK_ELEMENTS = 1 << 24  # bound on tile-output elements per chunk (about 64 MB of float32)
 
@@ -63,50 +65,47 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     b = base(s)
     w_max = int(w.abs().max().item()) if w.numel() else 0
     lsb = adc_lsb(cfg, kt, max(w_max, 1), D, fullscale)
-    if lsb is not None:  # per digit position, or per tile and digit; broadcast over (G, T, D, mc, N)
-        if lsb.dim() == 2:  # tiles beyond those calibrated (a longer K) take the coarsest calibrated step
-            lsb = torch.cat([lsb, lsb.amax(0, keepdim=True).expand(max(0, T - len(lsb)), D)])[:T]
-        lsb = lsb.view(1, -1, D, 1, 1)
-        full = lsb * (2**cfg.adc_bits - 1)
-        zero = torch.zeros(())
+    if lsb is None:  # no ADC: the kernel skips quantisation when lsb <= 0
+        lsb = torch.zeros(T, D)
+    elif lsb.dim() == 1:
+        lsb = lsb.expand(T, D)
+    else:  # tiles beyond those calibrated (a longer K) take the coarsest calibrated step
+        lsb = torch.cat([lsb, lsb.amax(0, keepdim=True).expand(max(0, T - len(lsb)), D)])[:T]
+    lsb = lsb.float().contiguous()
+    full = lsb * (2**cfg.adc_bits - 1) if cfg.adc_bits is not None else lsb
 
     pad = T * kt - K
-    wt = torch.nn.functional.pad(w, (0, 0, 0, pad)).reshape(G, T, kt, N)
+    wt = torch.nn.functional.pad(w.float(), (0, 0, 0, pad)).reshape(G, T, kt, N)
     w_abs = wt.abs()
     if cfg.rtn:
         w2, w2_signed = wt.square(), wt.square() * wt.sign()
-    scale = torch.tensor([float(b**p) for p in range(D)], dtype=torch.float64).view(1, D, 1, 1)
+    scale = np.array([float(b**p) for p in range(D)])
 
     out = torch.empty(G, M, N, dtype=torch.float64)
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // max(1, G * T * D * N))
     for m0 in range(0, M, rows_per_chunk):
         xc = x[:, m0:m0 + rows_per_chunk]
         mc = xc.shape[1]
-        dig = encode(xc, s, D)  # (D, G, mc, K)
+        dig = encode(xc, s, D).float()  # (D, G, mc, K)
         dig = torch.nn.functional.pad(dig, (0, pad)).reshape(D, G, mc, T, kt).permute(1, 3, 0, 2, 4)
         dig = dig.reshape(G, T, D * mc, kt)
         # The '+' column sums products of matching sign, the '-' column the others:
         # z+ - z- = d·w and z+ + z- = |d|·|w|, so two K-long products give both columns exactly.
-        signed = dig @ wt
-        z_plus = (dig.abs() @ w_abs).add_(signed).mul_(0.5)  # in place: few passes over a large tensor
-        z_minus = z_plus - signed
-        del signed
+        signed, absolute = dig @ wt, dig.abs() @ w_abs
+        if observed is not None:
+            z_plus = (absolute + signed).mul_(0.5)
+            observed.append(_column_peak(z_plus.view(G, T, D, mc, N), (z_plus - signed).view(G, T, D, mc, N),
+                                         cfg.adc_clip_quantile).tolist())
+            del z_plus
+        v_signed = v_abs = signed  # placeholders, unread without noise
+        key = 0
         if cfg.rtn:  # per-resistor noise: each column's variance is rtn² Σ χ² w² over its conducting cells
             e = cell_energy(dig.abs(), s)
-            v_signed = (e * dig.sign()) @ w2_signed
-            v_plus = (e @ w2).add_(v_signed).mul_(0.5)
-            v_minus = (v_plus - v_signed).clamp_(min=0).sqrt_().mul_(cfg.rtn)
-            v_plus.clamp_(min=0).sqrt_().mul_(cfg.rtn)
-            z_plus.addcmul_(v_plus, torch.randn(z_plus.shape, generator=gen))
-            z_minus.addcmul_(v_minus, torch.randn(z_minus.shape, generator=gen))
-            del v_plus, v_minus, v_signed
-        z_plus, z_minus = z_plus.view(G, T, D, mc, N), z_minus.view(G, T, D, mc, N)
-        if observed is not None:
-            observed.append(_column_peak(z_plus, z_minus, cfg.adc_clip_quantile).tolist())
-        if lsb is not None:
-            for z in (z_plus, z_minus):
-                z.clamp_(min=zero, max=full).div_(lsb).round_().mul_(lsb)
-        # Tile sums stay below 2^24 unit products, so float32 is exact; digits recombine in float64.
-        z = z_plus.sub_(z_minus).sum(1).to(torch.float64)
-        out[:, m0:m0 + mc] = (z * scale).sum(1)
+            v_signed, v_abs = (e * dig.sign()) @ w2_signed, e @ w2
+            key = int(torch.randint(0, 2**62, (), generator=gen))
+        chunk = out[:, m0:m0 + mc] if mc == M else torch.empty(G, mc, N, dtype=torch.float64)
+        recombine(signed.numpy(), absolute.numpy(), v_signed.numpy(), v_abs.numpy(), cfg.rtn, key,
+                  lsb.numpy(), full.numpy(), scale, D, chunk.numpy())
+        if mc != M:
+            out[:, m0:m0 + mc] = chunk
     return out

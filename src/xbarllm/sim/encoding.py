@@ -16,17 +16,21 @@ def n_digits(s: int, max_abs: int) -> int:
 
 
 def encode(x: torch.Tensor, s: int, digits: int) -> torch.Tensor:
-    """Digits of integer-valued `x`, least significant first: shape (digits, *x.shape), values in ±(2^S - 1)."""
-    b, h = base(s), 2**s - 1
-    rest = x.to(torch.int64)
-    out = []
-    for _ in range(digits):
-        d = torch.remainder(rest + h, b) - h  # balanced remainder in [-h, h]
-        out.append(d)
-        rest = torch.div(rest - d, b, rounding_mode="floor")
+    """Digits of integer-valued `x`, least significant first: shape (digits, *x.shape), values in ±(2^S - 1).
+
+    The base B is odd, so rest / B is never halfway between integers and d = rest - B·round(rest / B) is
+    the balanced remainder; float64 keeps it exact.
+    """
+    b = base(s)
+    rest = x.to(torch.float64)
+    out = torch.empty((digits, *x.shape), dtype=torch.float64)
+    for p in range(digits):
+        q = torch.round(rest / b)
+        torch.sub(rest, q, alpha=b, out=out[p])
+        rest = q
     if bool((rest != 0).any()):
         raise ValueError(f"{digits} base-{b} digits cannot hold values up to {int(x.abs().max())}")
-    return torch.stack(out).to(x.dtype if x.is_floating_point() else torch.float32)
+    return out.to(x.dtype if x.is_floating_point() else torch.float32)
 
 
 def decode(digits: torch.Tensor, s: int) -> torch.Tensor:
@@ -42,8 +46,5 @@ def cell_energy(digit_abs: torch.Tensor, s: int) -> torch.Tensor:
     |d| = Σ b_j 2^j switches on resistor j for each set bit, so the sum is Σ b_j 4^j; per-resistor
     noise adds variance in proportion to it.
     """
-    d = digit_abs.to(torch.int64)
-    out = torch.zeros_like(d)
-    for j in range(s):
-        out += ((d >> j) & 1) * 4**j
-    return out.to(digit_abs.dtype)
+    table = torch.tensor([sum(4**j for j in range(s) if v >> j & 1) for v in range(2**s)], dtype=digit_abs.dtype)
+    return table[digit_abs.to(torch.int64)]
