@@ -12,8 +12,8 @@ from xbarllm.mapping.encoding import base, digits
 from xbarllm.sim import SimConfig, xbar_matmul
 from xbarllm.sim.crossbar import adc_lsb
 from xbarllm.sim.encoding import decode, encode, n_digits
-from xbarllm.sim.kernel import normal_draws
 from xbarllm.sim.faults import misread_probability, stored_weights
+from xbarllm.sim.kernel import normal_draws
 
 
 @pytest.mark.parametrize("s", range(1, 9))
