@@ -17,7 +17,11 @@ import torch
 from numba import njit, prange
 
 
-def _ziggurat_tables(n: int = 128, r: float = 3.442619855899, v: float = 9.91256303526217e-3):
+_R = 3.442619855899  # start of the normal's tail in Marsaglia & Tsang's 128-layer ziggurat
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64 increment
+
+
+def _ziggurat_tables(n: int = 128, r: float = _R, v: float = 9.91256303526217e-3):
     """Marsaglia & Tsang (2000) tables for the standard normal: k (accept bounds on |int32|), w, f."""
     k, w, f = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
     m1, q, d, t = 2.0**31, v / math.exp(-0.5 * r * r), r, r
@@ -33,8 +37,6 @@ def _ziggurat_tables(n: int = 128, r: float = 3.442619855899, v: float = 9.91256
 
 
 _K, _W, _F = _ziggurat_tables()
-_R = 3.442619855899
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 
 
 @njit(inline="always")
