@@ -9,13 +9,12 @@ With no noise and an ADC whose LSB is one unit product, the result equals the in
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from xbarllm.mapping.encoding import base
 from xbarllm.sim.config import SimConfig
 from xbarllm.sim.encoding import cell_energy, encode, n_digits
-from xbarllm.sim.kernel import recombine
+from xbarllm.sim.kernel import crossbar
 
 _CHUNK_ELEMENTS = 1 << 24  # bound on tile-output elements per chunk (about 64 MB of float32)
 
@@ -36,14 +35,22 @@ def adc_lsb(cfg: SimConfig, k_tile: int, w_max: int, digits: int,
     return (torch.tensor(fullscale, dtype=torch.float64) / codes).ceil().clamp(min=1).float()
 
 
-def _column_peak(z_plus: torch.Tensor, z_minus: torch.Tensor, q: float) -> torch.Tensor:
-    """Per (tile, digit), the largest column sum (q = 1), or its q-quantile, over a (G, T, D, M, N) chunk."""
-    z = torch.cat([z_plus, z_minus], dim=3).transpose(0, 2).transpose(0, 1)  # (T, D, G, 2M, N)
+def _column_peaks(x: torch.Tensor, w: torch.Tensor, s: int, kt: int, D: int, q: float) -> list:
+    """Per (tile, digit), the largest noise-free column sum (q = 1), or its q-quantile, as a (T, D) list."""
+    G, M, K = x.shape
+    T, N = -(-K // kt), w.shape[-1]
+    pad = T * kt - K
+    wt = torch.nn.functional.pad(w.float(), (0, 0, 0, pad)).reshape(G, T, kt, N)
+    dig = encode(x, s, D).float()  # (D, G, M, K)
+    dig = torch.nn.functional.pad(dig, (0, pad)).reshape(D, G, M, T, kt).permute(1, 3, 0, 2, 4).reshape(G, T, D * M, kt)
+    # z+ - z- = d·w and z+ + z- = |d|·|w|, so two products give both columns.
+    signed, absolute = dig @ wt, dig.abs() @ wt.abs()
+    z = torch.cat([(absolute + signed) / 2, (absolute - signed) / 2], dim=2).view(G, T, D, 2 * M, N)
+    z = z.transpose(0, 2).transpose(0, 1).reshape(T, D, -1)  # (T, D, everything else)
     if q >= 1.0:
-        return z.amax(dim=(2, 3, 4))
-    flat = z.reshape(z.shape[0], z.shape[1], -1)
-    step = max(1, flat.shape[-1] // 200_000)  # a strided sample keeps torch.quantile within its size limit
-    return torch.quantile(flat[..., ::step].float(), q, dim=-1)
+        return z.amax(-1).tolist()
+    step = max(1, z.shape[-1] // 200_000)  # a strided sample keeps torch.quantile within its size limit
+    return torch.quantile(z[..., ::step], q, dim=-1).tolist()
 
 
 def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Generator | None = None,
@@ -63,6 +70,8 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
     D = n_digits(s, x_max)
     b = base(s)
+    if x.numel() and float(x.abs().max()) > (b**D - 1) // 2:
+        raise ValueError(f"{D} base-{b} digits cannot hold values up to {int(x.abs().max())}")
     w_max = int(w.abs().max().item()) if w.numel() else 0
     lsb = adc_lsb(cfg, kt, max(w_max, 1), D, fullscale)
     if lsb is None:  # no ADC: the kernel skips quantisation when lsb <= 0
@@ -73,39 +82,12 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         lsb = torch.cat([lsb, lsb.amax(0, keepdim=True).expand(max(0, T - len(lsb)), D)])[:T]
     lsb = lsb.float().contiguous()
     full = lsb * (2**cfg.adc_bits - 1) if cfg.adc_bits is not None else lsb
-
-    pad = T * kt - K
-    wt = torch.nn.functional.pad(w.float(), (0, 0, 0, pad)).reshape(G, T, kt, N)
-    w_abs = wt.abs()
-    if cfg.rtn:
-        w2, w2_signed = wt.square(), wt.square() * wt.sign()
-    scale = np.array([float(b**p) for p in range(D)])
-
-    out = torch.empty(G, M, N, dtype=torch.float64)
-    rows_per_chunk = max(1, _CHUNK_ELEMENTS // max(1, G * T * D * N))
-    for m0 in range(0, M, rows_per_chunk):
-        xc = x[:, m0:m0 + rows_per_chunk]
-        mc = xc.shape[1]
-        dig = encode(xc, s, D).float()  # (D, G, mc, K)
-        dig = torch.nn.functional.pad(dig, (0, pad)).reshape(D, G, mc, T, kt).permute(1, 3, 0, 2, 4)
-        dig = dig.reshape(G, T, D * mc, kt)
-        # The '+' column sums products of matching sign, the '-' column the others:
-        # z+ - z- = d·w and z+ + z- = |d|·|w|, so two K-long products give both columns exactly.
-        signed, absolute = dig @ wt, dig.abs() @ w_abs
-        if observed is not None:
-            z_plus = (absolute + signed).mul_(0.5)
-            observed.append(_column_peak(z_plus.view(G, T, D, mc, N), (z_plus - signed).view(G, T, D, mc, N),
-                                         cfg.adc_clip_quantile).tolist())
-            del z_plus
-        v_signed = v_abs = signed  # placeholders, unread without noise
-        key = 0
-        if cfg.rtn:  # per-resistor noise: each column's variance is rtn² Σ χ² w² over its conducting cells
-            e = cell_energy(dig.abs(), s)
-            v_signed, v_abs = (e * dig.sign()) @ w2_signed, e @ w2
-            key = int(torch.randint(0, 2**62, (), generator=gen))
-        chunk = out[:, m0:m0 + mc] if mc == M else torch.empty(G, mc, N, dtype=torch.float64)
-        recombine(signed.numpy(), absolute.numpy(), v_signed.numpy(), v_abs.numpy(), cfg.rtn, key,
-                  lsb.numpy(), full.numpy(), scale, D, chunk.numpy())
-        if mc != M:
-            out[:, m0:m0 + mc] = chunk
-    return out
+    if observed is not None:
+        rows = max(1, _CHUNK_ELEMENTS // max(1, 2 * G * T * D * N))  # bound the memory of the column sums
+        peaks = [_column_peaks(x[:, m0:m0 + rows], w, s, kt, D, cfg.adc_clip_quantile) for m0 in range(0, M, rows)]
+        observed.append(torch.tensor(peaks).amax(0).tolist() if peaks else [[0.0] * D] * T)
+    key = int(torch.randint(0, 2**62, (), generator=gen)) if cfg.rtn else 0
+    energy = cell_energy(torch.arange(2**s, dtype=torch.float32), s).numpy()
+    out = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), energy, b, D, kt, cfg.rtn, key,
+                   lsb.numpy(), full.numpy())
+    return torch.from_numpy(out)

@@ -1,10 +1,11 @@
-"""One fused pass from raw column products to the recombined output (numba, parallel over output rows).
+"""The crossbar product in one parallel pass (numba): digits, column sums, RTN noise, ADC, shift-and-add.
 
-The crossbar path spends most of its time after the matmuls: per tile and digit, split into '+'/'-'
-columns, add RTN noise, clamp/round by the ADC, then shift-and-add. In torch that is ~25 passes and
-two serial Gaussian draws over arrays T·D times larger than the output; here it is one parallel pass.
-Noise comes from a counter-based generator (SplitMix64 keyed by the call and the element index, then
-Marsaglia-Tsang's 128-layer ziggurat), so numbers do not depend on the thread count.
+A torch version needs four batched matmuls whose outputs are T·D times larger than the result, then ~25
+elementwise passes and two serial Gaussian draws over them. Here each block of output rows walks the
+weight tiles once (while they are in cache), skips zero digits (no resistor conducts), and keeps every
+column sum in a row-sized buffer. Noise comes from a counter-based generator (SplitMix64 keyed by the
+call and the column row, then Marsaglia & Tsang's 128-layer ziggurat), so numbers do not depend on the
+thread count.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-
 _R = 3.442619855899  # start of the normal's tail in Marsaglia & Tsang's 128-layer ziggurat
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64 increment
+_ROWS = 16  # output rows per parallel task
 
 
 def _ziggurat_tables(n: int = 128, r: float = _R, v: float = 9.91256303526217e-3):
@@ -92,55 +93,91 @@ def _normal_slow(state, layer, hz, k, w, f):
             return state, hz * w[layer]
 
 
+@njit
+def _accumulate(a, pos, neg, acc_pos, acc_neg):
+    """acc_pos += a·pos and acc_neg += a·neg, element-wise (a loop LLVM vectorises)."""
+    for n in range(acc_pos.shape[0]):
+        acc_pos[n] += a * pos[n]
+        acc_neg[n] += a * neg[n]
+
+
 @njit(parallel=True, cache=True)
-def _recombine(signed, absolute, v_signed, v_abs, rtn, key, lsb, full, scale, digits, out, k, w, f):
-    G, T, DM, N = signed.shape
-    M = DM // digits
+def _crossbar(x, w_pos, w_neg, w2_pos, w2_neg, energy, b, digits, kt, rtn, key, lsb, full, out, k, w, f):
+    G, M, K = x.shape
+    N = w_pos.shape[-1]
+    T = (K + kt - 1) // kt
     noisy = rtn > 0
     quantise = lsb[0, 0] > 0
-    for gm in prange(G * M):
-        g, m = gm // M, gm % M
-        acc = np.zeros(N, dtype=np.float64)
-        tile_sum = np.empty(N, dtype=np.float32)
+    blocks = (M + _ROWS - 1) // _ROWS  # a block of rows shares each weight tile while it is in cache
+    for gb in prange(G * blocks):
+        g, m0 = gb // blocks, (gb % blocks) * _ROWS
+        rows = min(_ROWS, M - m0)
+        dig = np.empty((rows, digits, K), dtype=np.int64)
+        for i in range(rows):
+            rest = x[g, m0 + i].astype(np.float64)
+            for p in range(digits):  # balanced base-b digits: b is odd, so rest / b is never halfway
+                q = np.rint(rest / b)
+                dig[i, p] = (rest - b * q).astype(np.int64)
+                rest = q
+        tile_sum = np.zeros((rows, digits, N), dtype=np.float32)
+        zp, zm = np.empty(N, dtype=np.float32), np.empty(N, dtype=np.float32)
+        vp, vm = np.zeros(N, dtype=np.float32), np.zeros(N, dtype=np.float32)
         eps = np.empty(2 * N, dtype=np.float32)
-        for p in range(digits):
-            tile_sum[:] = 0
-            r = p * M + m
-            for t in range(T):
-                step, top = lsb[t, p], full[t, p]
-                if noisy:
-                    _fill_normals(_mix(key ^ np.uint64((g * T + t) * DM + r) * _GAMMA), eps, k, w, f)
-                for n in range(N):
-                    s = signed[g, t, r, n]
-                    zp = (absolute[g, t, r, n] + s) * np.float32(0.5)
-                    zm = zp - s
+        for t in range(T):
+            for i in range(rows):
+                for p in range(digits):
+                    zp[:] = 0
+                    zm[:] = 0
                     if noisy:
-                        vs = v_signed[g, t, r, n]
-                        vp = (v_abs[g, t, r, n] + vs) * np.float32(0.5)
-                        vm = vp - vs
-                        zp += np.sqrt(max(vp, np.float32(0))) * rtn * eps[2 * n]
-                        zm += np.sqrt(max(vm, np.float32(0))) * rtn * eps[2 * n + 1]
-                    if quantise:
-                        zp = np.rint(min(max(zp, np.float32(0)), top) / step) * step
-                        zm = np.rint(min(max(zm, np.float32(0)), top) / step) * step
-                    tile_sum[n] += zp - zm
+                        vp[:] = 0
+                        vm[:] = 0
+                    for kk in range(t * kt, min(K, (t + 1) * kt)):
+                        d = dig[i, p, kk]
+                        if d == 0:  # no resistor conducts in this row
+                            continue
+                        # a positive digit adds to '+' through positive weights, a negative one through negative
+                        pos, neg = (w_pos[g, kk], w_neg[g, kk]) if d > 0 else (w_neg[g, kk], w_pos[g, kk])
+                        _accumulate(np.float32(abs(d)), pos, neg, zp, zm)
+                        if noisy:
+                            pos, neg = (w2_pos[g, kk], w2_neg[g, kk]) if d > 0 else (w2_neg[g, kk], w2_pos[g, kk])
+                            _accumulate(energy[abs(d)], pos, neg, vp, vm)
+                    if noisy:
+                        stream = np.uint64((g * T + t) * digits * M + p * M + m0 + i)
+                        _fill_normals(_mix(key ^ stream * _GAMMA), eps, k, w, f)
+                    step, top = lsb[t, p], full[t, p]
+                    for n in range(N):
+                        a, c = zp[n], zm[n]
+                        if noisy:
+                            a += np.sqrt(vp[n]) * rtn * eps[2 * n]
+                            c += np.sqrt(vm[n]) * rtn * eps[2 * n + 1]
+                        if quantise:
+                            a = np.rint(min(max(a, np.float32(0)), top) / step) * step
+                            c = np.rint(min(max(c, np.float32(0)), top) / step) * step
+                        tile_sum[i, p, n] += a - c
+        for i in range(rows):
             for n in range(N):
-                acc[n] += scale[p] * np.float64(tile_sum[n])
-        out[g, m, :] = acc
+                acc = 0.0
+                for p in range(digits):
+                    acc += np.float64(b) ** p * np.float64(tile_sum[i, p, n])
+                out[g, m0 + i, n] = acc
 
 
-def recombine(signed: np.ndarray, absolute: np.ndarray, v_signed: np.ndarray, v_abs: np.ndarray, rtn: float,
-              key: int, lsb: np.ndarray, full: np.ndarray, scale: np.ndarray, digits: int, out: np.ndarray) -> None:
-    """out[g, m, n] = Σ_p scale[p] Σ_t (ADC(z⁺ + σ⁺ε⁺) - ADC(z⁻ + σ⁻ε⁻)) for (G, T, D·M, N) float32 column products.
+def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, b: int, digits: int, kt: int, rtn: float, key: int,
+             lsb: np.ndarray, full: np.ndarray) -> np.ndarray:
+    """(G, M, K) @ (G, K, N) integer-valued float32 through the crossbar, one parallel pass; returns float64.
 
-    z± = (|d|·|w| ± d·w) / 2 per column, in unit products; σ± = rtn·sqrt(v±) with v± = (v_abs ± v_signed) / 2
-    (noise only when rtn > 0; ε± standard normal, seeded by `key`); ADC(z) = round(clamp(z, 0, full[t, p]) /
-    lsb[t, p]) · lsb[t, p], skipped when lsb[0, 0] <= 0. `out` is (G, M, N) float64. Runs on as many threads
-    as torch uses, so idle numba workers do not compete with torch's.
+    Per output row, tile of kt rows and digit p: the '+' column sums |d|·|w| over products of positive
+    sign, the '-' column the others (z±, unit products); with rtn > 0 each gets N(0, rtn² v±), v± = Σ χ²·w²
+    over its conducting cells (`energy[|d|]` = Σ χ² of a digit's resistors), seeded by `key`; the ADC gives
+    round(clamp(z, 0, full[t, p]) / lsb[t, p]) · lsb[t, p] (skipped when lsb[0, 0] <= 0); out = Σ_p b^p Σ_t
+    (q⁺ - q⁻). Column sums are exact in float32 below 2^24. Runs on as many threads as torch uses.
     """
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    _recombine(signed, absolute, v_signed, v_abs, np.float32(rtn), np.uint64(key), lsb, full, scale, digits, out,
-               _K, _W, _F)
+    w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
+    out = np.empty((x.shape[0], x.shape[1], w.shape[-1]))
+    _crossbar(x, w_pos, w_neg, w_pos * w_pos, w_neg * w_neg, energy, b, digits, kt, np.float32(rtn),
+              np.uint64(key), lsb, full, out, _K, _W, _F)
+    return out
 
 
 @njit(cache=True)
