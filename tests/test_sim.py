@@ -82,6 +82,25 @@ def _adc_by_definition(x, w, cfg):
 
 
 @settings(max_examples=25, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 2), st.integers(1, 9), st.integers(1, 200), st.integers(1, 9),
+       st.integers(0, 2**31 - 1))
+def test_calibration_records_the_largest_column_sum_per_tile_and_digit(s, G, M, K, N, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-127, 128, (G, M, K), generator=g).float()
+    w = torch.randint(-127, 128, (G, K, N), generator=g).float()
+    cfg = SimConfig(encoding_s=s, adc_bits=None)
+    kt, D = cfg.rows // s, n_digits(s, 127)
+    seen = []
+    xbar_matmul(x, w, cfg, observed=seen)
+    dig = encode(x, s, D).double()
+    for t in range(-(-K // kt)):
+        for p in range(D):
+            prod = dig[p, ..., t * kt:(t + 1) * kt].unsqueeze(-1) * w[:, t * kt:(t + 1) * kt].double().unsqueeze(1)
+            peak = max(prod.clamp(min=0).sum(-2).max(), (-prod).clamp(min=0).sum(-2).max())
+            assert seen[0][t][p] == peak.item()
+
+
+@settings(max_examples=25, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 9), st.integers(1, 200), st.integers(1, 9), st.sampled_from([3, 5, 8]),
        st.floats(0.02, 1.0), st.integers(0, 2**31 - 1))
 def test_narrow_adc_equals_the_definition(s, M, K, N, bits, fullscale, seed):

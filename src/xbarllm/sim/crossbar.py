@@ -45,8 +45,8 @@ def _column_peaks(x: torch.Tensor, w: torch.Tensor, s: int, kt: int, D: int, q: 
     dig = torch.nn.functional.pad(dig, (0, pad)).reshape(D, G, M, T, kt).permute(1, 3, 0, 2, 4).reshape(G, T, D * M, kt)
     # z+ - z- = d·w and z+ + z- = |d|·|w|, so two products give both columns.
     signed, absolute = dig @ wt, dig.abs() @ wt.abs()
-    z = torch.cat([(absolute + signed) / 2, (absolute - signed) / 2], dim=2).view(G, T, D, 2 * M, N)
-    z = z.transpose(0, 2).transpose(0, 1).reshape(T, D, -1)  # (T, D, everything else)
+    z = torch.cat([((absolute + sign * signed) / 2).view(G, T, D, M, N) for sign in (1, -1)], dim=3)
+    z = z.permute(1, 2, 0, 3, 4).reshape(T, D, -1)  # (T, D, everything else)
     if q >= 1.0:
         return z.amax(-1).tolist()
     step = max(1, z.shape[-1] // 200_000)  # a strided sample keeps torch.quantile within its size limit
