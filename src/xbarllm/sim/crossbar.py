@@ -16,7 +16,7 @@ from xbarllm.sim.config import SimConfig
 from xbarllm.sim.encoding import cell_energy, encode, n_digits
 from xbarllm.sim.kernel import crossbar
 
-_CHUNK_ELEMENTS = 1 << 24  # bound on tile-output elements per chunk (about 64 MB of float32)
+_CHUNK_ELEMENTS = 1 << 24  # calibration: bound on column sums held at once (about 64 MB of float32)
 
 
 def adc_lsb(cfg: SimConfig, k_tile: int, w_max: int, digits: int,
