@@ -87,7 +87,6 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         peaks = [_column_peaks(x[:, m0:m0 + rows], w, s, kt, D, cfg.adc_clip_quantile) for m0 in range(0, M, rows)]
         observed.append(torch.tensor(peaks).amax(0).tolist() if peaks else [[0.0] * D] * T)
     key = int(torch.randint(0, 2**62, (), generator=gen)) if cfg.rtn else 0
-    energy = cell_energy(torch.arange(2**s, dtype=torch.float32), s).numpy()
-    out = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), energy, b, D, kt, cfg.rtn, key,
-                   lsb.numpy(), full.numpy())
+    out = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), cell_energy(s), b, D, kt,
+                   cfg.rtn, key, lsb.numpy(), full.numpy())
     return torch.from_numpy(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from xbarllm.mapping.encoding import base
@@ -40,11 +41,10 @@ def decode(digits: torch.Tensor, s: int) -> torch.Tensor:
     return torch.tensordot(weights, digits.to(torch.int64), dims=1)
 
 
-def cell_energy(digit_abs: torch.Tensor, s: int) -> torch.Tensor:
-    """Σ χ_r² over the conducting resistors of a digit magnitude: resistors hold 1, 2, 4, …, 2^(S-1).
+def cell_energy(s: int) -> np.ndarray:
+    """Σ χ_r² over the conducting resistors for each digit magnitude |d| = 0 … 2^S - 1 (float32 table).
 
-    |d| = Σ b_j 2^j switches on resistor j for each set bit, so the sum is Σ b_j 4^j; per-resistor
-    noise adds variance in proportion to it.
+    Resistors hold 1, 2, 4, …, 2^(S-1); |d| = Σ b_j 2^j switches on resistor j for each set bit, so the
+    sum is Σ b_j 4^j. Per-resistor noise adds variance in proportion to it.
     """
-    table = torch.tensor([sum(4**j for j in range(s) if v >> j & 1) for v in range(2**s)], dtype=digit_abs.dtype)
-    return table[digit_abs.to(torch.int64)]
+    return np.array([sum(4**j for j in range(s) if v >> j & 1) for v in range(2**s)], dtype=np.float32)
