@@ -62,22 +62,35 @@ def test_narrow_adc_is_not_exact_and_saturates():
     assert 0 < err8 < err4 and (clipped - ref).abs().max() > 0
 
 
-def _adc_by_definition(x, w, cfg):
+def _adc_by_definition(x, w, cfg, fullscale=None, over=None):
     """Per tile, digit and output: '+' and '-' column sums of matching / opposite sign products, each
-    clamped and rounded by the ADC, then Σ_p B^p Σ_tile (q+ - q-). Loops, no shared code with the kernel."""
+    clamped and rounded by the ADC (or, over range under `reconvert`, rounded on the worst-case range),
+    then Σ_p B^p Σ_tile (q+ - q-); appends the count of over-range sums to `over`. Loops, no shared code
+    with the kernel."""
     s, kt = cfg.encoding_s, cfg.rows // cfg.encoding_s
     D = n_digits(s, 127)
     T = -(-x.shape[-1] // kt)
-    lsb = adc_lsb(cfg, kt, int(w.abs().max()), D).double()
+    codes = 2**cfg.adc_bits - 1
+    worst = adc_lsb(cfg.model_copy(update={"adc_fullscale": 1.0}), kt, int(w.abs().max()), D).double()
+    lsb = adc_lsb(cfg, kt, int(w.abs().max()), D, fullscale).double().expand(T, D)
     out = torch.zeros(x.shape[0], x.shape[1], w.shape[-1], dtype=torch.float64)
     dig = encode(x, s, D).double()
+    n_over = 0
     for p in range(D):
         for t in range(T):
             d, wt = dig[p, ..., t * kt:(t + 1) * kt], w[:, t * kt:(t + 1) * kt].double()
             prod = d.unsqueeze(-1) * wt.unsqueeze(1)  # (G, M, kt, N)
-            cols = [prod.clamp(min=0).sum(2), (-prod).clamp(min=0).sum(2)]
-            q = [(c.clamp(max=lsb[p] * (2**cfg.adc_bits - 1)) / lsb[p]).round() * lsb[p] for c in cols]
+            q = []
+            for c in (prod.clamp(min=0).sum(2), (-prod).clamp(min=0).sum(2)):
+                fine = (c.clamp(max=lsb[t, p] * codes) / lsb[t, p]).round() * lsb[t, p]
+                if cfg.adc_overrange == "reconvert":
+                    fine = torch.where(c > lsb[t, p] * codes, (c.clamp(max=worst[p] * codes) / worst[p]).round()
+                                       * worst[p], fine)
+                q.append(fine)
+                n_over += int((c > lsb[t, p] * codes).sum())
             out += base(s) ** p * (q[0] - q[1])
+    if over is not None:
+        over.append(n_over)
     return out
 
 
@@ -109,6 +122,25 @@ def test_narrow_adc_equals_the_definition(s, M, K, N, bits, fullscale, seed):
     w = torch.randint(-127, 128, (1, K, N), generator=g).float()
     cfg = SimConfig(encoding_s=s, adc_bits=bits, adc_policy="worst_case", adc_fullscale=fullscale)
     assert torch.equal(xbar_matmul(x, w, cfg), _adc_by_definition(x, w, cfg))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 9), st.integers(1, 200), st.integers(1, 9), st.sampled_from([3, 8]),
+       st.floats(0.5, 5e4), st.integers(0, 2**31 - 1))
+def test_over_range_sums_are_converted_again_on_the_worst_case_range(s, M, K, N, bits, peak, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-127, 128, (1, M, K), generator=g).float()
+    w = torch.randint(-127, 128, (1, K, N), generator=g).float()
+    cfg = SimConfig(encoding_s=s, adc_bits=bits, adc_overrange="reconvert")
+    D, T = n_digits(s, 127), -(-K // (cfg.rows // s))
+    fullscale = (torch.rand(T, D, generator=g) * peak).tolist()  # calibrated ranges, most sums above them
+    stats, over = {}, []
+    out = xbar_matmul(x, w, cfg, fullscale=fullscale, stats=stats)
+    assert torch.equal(out, _adc_by_definition(x, w, cfg, fullscale, over))
+    assert stats == {"conversions": 2 * M * T * D * N, "reconversions": over[0]}
+    clipped = xbar_matmul(x, w, cfg.model_copy(update={"adc_overrange": "clip"}), fullscale=fullscale)
+    assert torch.equal(clipped, _adc_by_definition(x, w, cfg.model_copy(update={"adc_overrange": "clip"}),
+                                                   fullscale))
 
 
 def test_rtn_amplitude_matches_the_setting():

@@ -23,7 +23,7 @@ AXES = {"noise": ("rtn", "dense_noise"), "rtn": ("rtn",), "dense_noise": ("dense
         "bits_per_cell": ("bits_per_cell",), "stuck_rate": ("stuck_rate",), "misread_prob": ("misread_prob",),
         "S": ("encoding_s",), "adc_bits": ("adc_bits",), "seed": ("seed",), "mode": ("mode",),
         "adc_policy": ("adc_policy",), "smooth_alpha": ("smooth_alpha",),
-        "adc_clip_quantile": ("adc_clip_quantile",), "stages": ("stages",),
+        "adc_clip_quantile": ("adc_clip_quantile",), "adc_overrange": ("adc_overrange",), "stages": ("stages",),
         "act_bits": ("act_bits",),
         "weight_bits": ("weight_bits",)}
 
@@ -51,8 +51,10 @@ def measure(task: str, cfg: SimConfig, limit: int | None = None) -> dict[str, fl
         value = tasks.run_wikitext2(prepare, tokens=limit or 8192)
     chip = chips[-1]
     log.info("%s %s -> %.4f", task, cfg.mode, value)
+    reconverted = chip.adc.get("reconversions", 0) / max(1, chip.adc.get("conversions", 0))
     return {"task": task, "metric": TASKS[task][1], "value": value, "seconds": time.perf_counter() - t0,
-            "exp_overflow_calls": chip.exp_overflows, "exp_calls": chip.exp_calls, **extra}
+            "exp_overflow_calls": chip.exp_overflows, "exp_calls": chip.exp_calls,
+            "adc_reconverted": reconverted, **extra}
 
 
 def parse_sweep(items: list[str]) -> dict[str, list[str]]:

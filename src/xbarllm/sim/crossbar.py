@@ -55,12 +55,13 @@ def _column_peaks(x: torch.Tensor, w: torch.Tensor, s: int, kt: int, D: int, q: 
 
 def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Generator | None = None,
                 x_max: int | None = None, fullscale: list[float] | None = None,
-                observed: list[list[float]] | None = None) -> torch.Tensor:
+                observed: list[list[float]] | None = None, stats: dict[str, int] | None = None) -> torch.Tensor:
     """(G, M, K) @ (G, K, N) for integer-valued float tensors, through the crossbar; returns float64.
 
     `x_max` bounds |x| (default 2^(act_bits-1)-1) and sets the digit count. `fullscale` sets the
     ADC range per digit position, or per tile and digit, in unit products (see `adc_lsb`). If `observed`
     is a list, the largest column sum per tile and digit before the ADC is appended to it as a (T, D) list.
+    `stats` (a dict) accumulates "conversions" and "reconversions" (over-range sums converted again).
     """
     G, M, K = x.shape
     N = w.shape[-1]
@@ -86,7 +87,14 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         rows = max(1, _CHUNK_ELEMENTS // max(1, 2 * G * T * D * N))  # bound the memory of the column sums
         peaks = [_column_peaks(x[:, m0:m0 + rows], w, s, kt, D, cfg.adc_clip_quantile) for m0 in range(0, M, rows)]
         observed.append(torch.tensor(peaks).amax(0).tolist() if peaks else [[0.0] * D] * T)
+    coarse = None
+    if cfg.adc_bits is not None and cfg.adc_overrange == "reconvert":
+        step = adc_lsb(cfg.model_copy(update={"adc_fullscale": 1.0}), kt, max(w_max, 1), D).expand(T, D).contiguous()
+        coarse = (step.numpy(), (step * (2**cfg.adc_bits - 1)).numpy())
     key = int(torch.randint(0, 2**62, (), generator=gen)) if cfg.rtn else 0
-    out = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), cell_energy(s), b, D, kt,
-                   cfg.rtn, key, lsb.numpy(), full.numpy())
+    out, over = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), cell_energy(s), b, D, kt,
+                         cfg.rtn, key, lsb.numpy(), full.numpy(), coarse)
+    if stats is not None:
+        stats["conversions"] = stats.get("conversions", 0) + 2 * G * M * T * D * N
+        stats["reconversions"] = stats.get("reconversions", 0) + over
     return torch.from_numpy(out)

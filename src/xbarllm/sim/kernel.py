@@ -102,12 +102,14 @@ def _accumulate(a, pos, neg, acc_pos, acc_neg):
 
 
 @njit(parallel=True, cache=True)
-def _crossbar(x, w_pos, w_neg, w2_pos, w2_neg, energy, b, digits, kt, rtn, key, lsb, full, out, k, w, f):
+def _crossbar(x, w_pos, w_neg, w2_pos, w2_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over,
+              k, w, f):
     G, M, K = x.shape
     N = w_pos.shape[-1]
     T = (K + kt - 1) // kt
     noisy = rtn > 0
     quantise = lsb[0, 0] > 0
+    reconvert = lsb2[0, 0] > 0
     blocks = (M + _ROWS - 1) // _ROWS  # a block of rows shares each weight tile while it is in cache
     for gb in prange(G * blocks):
         g, m0 = gb // blocks, (gb % blocks) * _ROWS
@@ -144,15 +146,23 @@ def _crossbar(x, w_pos, w_neg, w2_pos, w2_neg, energy, b, digits, kt, rtn, key, 
                     if noisy:
                         stream = np.uint64((g * T + t) * digits * M + p * M + m0 + i)
                         _fill_normals(_mix(key ^ stream * _GAMMA), eps, k, w, f)
-                    step, top = lsb[t, p], full[t, p]
+                    step, top, step2, top2 = lsb[t, p], full[t, p], lsb2[t, p], full2[t, p]
                     for n in range(N):
                         a, c = zp[n], zm[n]
                         if noisy:
                             a += np.sqrt(vp[n]) * rtn * eps[2 * n]
                             c += np.sqrt(vm[n]) * rtn * eps[2 * n + 1]
                         if quantise:
-                            a = np.rint(min(max(a, np.float32(0)), top) / step) * step
-                            c = np.rint(min(max(c, np.float32(0)), top) / step) * step
+                            if reconvert and a > top:  # over range: converted again on the coarse range
+                                over[gb] += 1
+                                a = np.rint(min(a, top2) / step2) * step2
+                            else:
+                                a = np.rint(min(max(a, np.float32(0)), top) / step) * step
+                            if reconvert and c > top:
+                                over[gb] += 1
+                                c = np.rint(min(c, top2) / step2) * step2
+                            else:
+                                c = np.rint(min(max(c, np.float32(0)), top) / step) * step
                         tile_sum[i, p, n] += a - c
         for i in range(rows):
             for n in range(N):
@@ -163,21 +173,27 @@ def _crossbar(x, w_pos, w_neg, w2_pos, w2_neg, energy, b, digits, kt, rtn, key, 
 
 
 def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, b: int, digits: int, kt: int, rtn: float, key: int,
-             lsb: np.ndarray, full: np.ndarray) -> np.ndarray:
-    """(G, M, K) @ (G, K, N) integer-valued float32 through the crossbar, one parallel pass; returns float64.
+             lsb: np.ndarray, full: np.ndarray, coarse: tuple[np.ndarray, np.ndarray] | None = None
+             ) -> tuple[np.ndarray, int]:
+    """(G, M, K) @ (G, K, N) integer-valued float32 through the crossbar, one parallel pass; returns the
+    float64 product and the number of column sums converted twice.
 
     Per output row, tile of kt rows and digit p: the '+' column sums |d|·|w| over products of positive
     sign, the '-' column the others (z±, unit products); with rtn > 0 each gets N(0, rtn² v±), v± = Σ χ²·w²
     over its conducting cells (`energy[|d|]` = Σ χ² of a digit's resistors), seeded by `key`; the ADC gives
     round(clamp(z, 0, full[t, p]) / lsb[t, p]) · lsb[t, p] (skipped when lsb[0, 0] <= 0); out = Σ_p b^p Σ_t
-    (q⁺ - q⁻). Column sums are exact in float32 below 2^24. Runs on as many threads as torch uses.
+    (q⁺ - q⁻). With `coarse` = (lsb2, full2), a sum above full[t, p] is instead converted on that range (the
+    ADC's over-range flag triggers a second conversion) and counted. Column sums are exact in float32 below
+    2^24. Runs on as many threads as torch uses.
     """
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
     out = np.empty((x.shape[0], x.shape[1], w.shape[-1]))
+    over = np.zeros(x.shape[0] * -(-x.shape[1] // _ROWS), dtype=np.int64)
+    lsb2, full2 = coarse if coarse is not None else (np.zeros_like(lsb), np.zeros_like(full))
     _crossbar(x, w_pos, w_neg, w_pos * w_pos, w_neg * w_neg, energy, b, digits, kt, np.float32(rtn),
-              np.uint64(key), lsb, full, out, _K, _W, _F)
-    return out
+              np.uint64(key), lsb, full, lsb2, full2, out, over, _K, _W, _F)
+    return out, int(over.sum())
 
 
 @njit(cache=True)

@@ -33,6 +33,7 @@ class Products:
         self._act_max: dict[XbarLinear, torch.Tensor] | None = None  # smoothing pass: per-channel max |x|
         self.exp_overflows = 0
         self.exp_calls = 0
+        self.adc: dict[str, int] = {}  # ADC conversions and over-range reconversions, summed over products
 
     def matmul(self, xq: torch.Tensor, yq: torch.Tensor, site: str) -> torch.Tensor:
         """Integer-valued (G, M, K) @ (G, K, N): exact in int8 mode, through the crossbar in xbar mode."""
@@ -42,7 +43,7 @@ class Products:
             ideal = self.cfg.model_copy(update={"adc_bits": None, "rtn": 0.0})
             return xbar_matmul(xq, yq, ideal, observed=self._observed.setdefault(site, [])).to(torch.float32)
         fs = self.fullscale.get(site) if self.cfg.adc_policy != "worst_case" else None
-        return xbar_matmul(xq, yq, self.cfg, self.gen, fullscale=fs).to(torch.float32)
+        return xbar_matmul(xq, yq, self.cfg, self.gen, fullscale=fs, stats=self.adc).to(torch.float32)
 
     def product(self, x: torch.Tensor, y: torch.Tensor, site: str) -> torch.Tensor:
         """Float (G, M, K) @ (G, K, N) with per-row X and per-column Y scales (both operands quantised)."""
