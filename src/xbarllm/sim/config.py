@@ -29,8 +29,9 @@ class SimConfig(BaseModel):
                                      "this quantile of the column sums seen (1.0 = the largest); sums above clip")
     adc_overrange: Literal["clip", "reconvert"] = Field(
         "clip", description="a column sum above the ADC full scale clips (clip), or the ADC's over-range "
-        "flag triggers a second conversion of that column on the worst-case range, the largest possible "
-        "column sum (reconvert; one more ADC cycle per such sum, counted)")
+        "flag triggers a second conversion of that column with the reference raised by the smallest power "
+        "of two that covers the sum, at most to the largest possible column sum (reconvert; one more ADC "
+        "cycle per such sum, counted)")
     adc_fullscale: float = Field(1.0, gt=0, le=1, description="worst_case policy: fraction of the largest "
                                  "possible column sum; sums above it clip")
     rtn: float = Field(0.0, ge=0, description="RTN: relative conductance fluctuation of each conducting resistor")

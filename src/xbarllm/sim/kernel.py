@@ -101,6 +101,16 @@ def _accumulate(a, pos, neg, acc_pos, acc_neg):
         acc_neg[n] += a * neg[n]
 
 
+@njit(inline="always")
+def _reconvert(z, step, top, step2, top2):
+    """Second conversion of an over-range sum z > top: the reference is raised by the smallest power of
+    two that covers z, up to the worst-case range (top2, step2), so the step grows in proportion."""
+    scale = 2.0 ** math.ceil(math.log2(z / top))
+    if top * scale >= top2:
+        return np.float32(np.rint(min(z, top2) / step2) * step2)
+    return np.float32(np.rint(z / (step * scale)) * step * scale)
+
+
 @njit(parallel=True, cache=True)
 def _crossbar(x, w_pos, w_neg, w2_pos, w2_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over,
               k, w, f):
@@ -153,14 +163,14 @@ def _crossbar(x, w_pos, w_neg, w2_pos, w2_neg, energy, b, digits, kt, rtn, key, 
                             a += np.sqrt(vp[n]) * rtn * eps[2 * n]
                             c += np.sqrt(vm[n]) * rtn * eps[2 * n + 1]
                         if quantise:
-                            if reconvert and a > top:  # over range: converted again on the coarse range
+                            if reconvert and a > top:  # over range: converted again on a wider range
                                 over[gb] += 1
-                                a = np.rint(min(a, top2) / step2) * step2
+                                a = _reconvert(a, step, top, step2, top2)
                             else:
                                 a = np.rint(min(max(a, np.float32(0)), top) / step) * step
                             if reconvert and c > top:
                                 over[gb] += 1
-                                c = np.rint(min(c, top2) / step2) * step2
+                                c = _reconvert(c, step, top, step2, top2)
                             else:
                                 c = np.rint(min(max(c, np.float32(0)), top) / step) * step
                         tile_sum[i, p, n] += a - c
@@ -182,8 +192,9 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, b: int, digits: i
     sign, the '-' column the others (z±, unit products); with rtn > 0 each gets N(0, rtn² v±), v± = Σ χ²·w²
     over its conducting cells (`energy[|d|]` = Σ χ² of a digit's resistors), seeded by `key`; the ADC gives
     round(clamp(z, 0, full[t, p]) / lsb[t, p]) · lsb[t, p] (skipped when lsb[0, 0] <= 0); out = Σ_p b^p Σ_t
-    (q⁺ - q⁻). With `coarse` = (lsb2, full2), a sum above full[t, p] is instead converted on that range (the
-    ADC's over-range flag triggers a second conversion) and counted. Column sums are exact in float32 below
+    (q⁺ - q⁻). With `coarse` = (lsb2, full2), the worst-case range, a sum above full[t, p] is converted again
+    (the ADC's over-range flag) with lsb and full raised by the smallest power of two that covers it, or on
+    the worst-case range if that is narrower, and counted. Column sums are exact in float32 below
     2^24. Runs on as many threads as torch uses.
     """
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
