@@ -39,12 +39,13 @@ def test_roundtrip_any_range(s, bits_extra, max_abs, n, seed):
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 7), st.integers(1, 3), st.integers(1, 17), st.integers(1, 300), st.integers(1, 19),
-       st.sampled_from([8, 16, 64, 128]), st.integers(0, 2**31 - 1))
-def test_noise_free_crossbar_equals_integer_matmul(s, G, M, K, N, rows, seed):
+       st.sampled_from([8, 16, 64, 128]), st.sampled_from([8, 11, 12]), st.integers(0, 2**31 - 1))
+def test_noise_free_crossbar_equals_integer_matmul(s, G, M, K, N, rows, act_bits, seed):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randint(-127, 128, (G, M, K), generator=g).float()
+    top = 2 ** (act_bits - 1) - 1
+    x = torch.randint(-top, top + 1, (G, M, K), generator=g).float()
     w = torch.randint(-127, 128, (G, K, N), generator=g).float()
-    wide = SimConfig(encoding_s=s, rows=rows, adc_bits=24, adc_policy="worst_case")
+    wide = SimConfig(encoding_s=s, rows=rows, act_bits=act_bits, adc_bits=24, adc_policy="worst_case")
     assert adc_lsb(wide, max(1, rows // s), 127, n_digits(s, 127)).eq(1).all()
     out = xbar_matmul(x, w, wide)
     assert torch.equal(out, x.double() @ w.double())

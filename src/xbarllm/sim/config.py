@@ -17,7 +17,9 @@ class SimConfig(BaseModel):
     mode: Literal["fp32", "int8", "xbar"] = Field("xbar", description="fp32 reference, INT8 digital, or crossbar")
     encoding_s: int = Field(2, ge=1, le=8, description="S: balanced base 2^(S+1)-1, S resistor rows per element")
     rows: int = Field(128, ge=1, description="crossbar rows; a tile holds rows // S reduction elements")
-    act_bits: int = Field(8, ge=2, le=8, description="symmetric activation integers, |x| <= 2^(b-1)-1")
+    act_bits: int = Field(8, ge=2, le=16, description="symmetric activation integers, |x| <= 2^(b-1)-1; "
+                          "the digit count follows (at S = 2: 3 digits for 8 bits, 4 for 9-11 bits, the "
+                          "paper's 4-cycle setting of Table 9)")
     weight_bits: int = Field(8, ge=2, le=8, description="DAC levels for weights, symmetric")
     adc_bits: int | None = Field(8, ge=1, le=24, description="shared ADC resolution; None = ideal (no ADC)")
     adc_policy: Literal["worst_case", "calibrated", "calibrated_tile"] = Field(
