@@ -102,13 +102,16 @@ def _accumulate(a, pos, neg, acc_pos, acc_neg):
 
 
 @njit(inline="always")
-def _reconvert(z, step, top, step2, top2):
-    """Second conversion of an over-range sum z > top: the reference is raised by the smallest power of
-    two that covers z, up to the worst-case range (top2, step2), so the step grows in proportion."""
+def _adc(z, step, top, step2, top2):
+    """(ADC output, 1 if converted twice) for a column sum z: clamp to [0, top] and round to `step`; with
+    step2 > 0, a sum above top is converted again with the reference raised by the smallest power of two
+    that covers it, or on the worst-case range (step2, top2) if that is narrower."""
+    if step2 <= 0 or z <= top:
+        return np.float32(np.rint(min(max(z, np.float32(0)), top) / step) * step), 0
     scale = 2.0 ** math.ceil(math.log2(z / top))
     if top * scale >= top2:
-        return np.float32(np.rint(min(z, top2) / step2) * step2)
-    return np.float32(np.rint(z / (step * scale)) * step * scale)
+        return np.float32(np.rint(min(z, top2) / step2) * step2), 1
+    return np.float32(np.rint(z / (step * scale)) * step * scale), 1
 
 
 @njit(parallel=True, cache=True)
@@ -119,7 +122,6 @@ def _crossbar(x, w_pos, w_neg, w2_pos, w2_neg, energy, b, digits, kt, rtn, key, 
     T = (K + kt - 1) // kt
     noisy = rtn > 0
     quantise = lsb[0, 0] > 0
-    reconvert = lsb2[0, 0] > 0
     blocks = (M + _ROWS - 1) // _ROWS  # a block of rows shares each weight tile while it is in cache
     for gb in prange(G * blocks):
         g, m0 = gb // blocks, (gb % blocks) * _ROWS
@@ -163,16 +165,9 @@ def _crossbar(x, w_pos, w_neg, w2_pos, w2_neg, energy, b, digits, kt, rtn, key, 
                             a += np.sqrt(vp[n]) * rtn * eps[2 * n]
                             c += np.sqrt(vm[n]) * rtn * eps[2 * n + 1]
                         if quantise:
-                            if reconvert and a > top:  # over range: converted again on a wider range
-                                over[gb] += 1
-                                a = _reconvert(a, step, top, step2, top2)
-                            else:
-                                a = np.rint(min(max(a, np.float32(0)), top) / step) * step
-                            if reconvert and c > top:
-                                over[gb] += 1
-                                c = _reconvert(c, step, top, step2, top2)
-                            else:
-                                c = np.rint(min(max(c, np.float32(0)), top) / step) * step
+                            a, ra = _adc(a, step, top, step2, top2)
+                            c, rc = _adc(c, step, top, step2, top2)
+                            over[gb] += ra + rc
                         tile_sum[i, p, n] += a - c
         for i in range(rows):
             for n in range(N):
