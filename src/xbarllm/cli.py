@@ -295,7 +295,16 @@ def simulate_cmd(
     if as_json:
         print(json.dumps(rows, default=_jsonable))
         return
-    out.print(_table(f"{model} on {task} (limit={limit})", rows))
+    out.print(_table(f"{model} on {task} (limit={limit}): {TASKS[task][1]}", [_shown(r) for r in rows]))
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A `simulate` result row as displayed: task and metric go to the title, counters are merged."""
+    hidden = {"task", "metric", "exp_overflow_calls", "exp_calls", "adc_reconverted"}
+    shown = {k: v for k, v in row.items() if k not in hidden}
+    shown["EXP overflows"] = f"{row['exp_overflow_calls']}/{row['exp_calls']}"
+    shown["reconverted"] = f"{row['adc_reconverted']:.1e}"
+    return shown
 
 
 @app.command("presets")
