@@ -65,9 +65,9 @@ def test_narrow_adc_is_not_exact_and_saturates():
 
 def _adc_by_definition(x, w, cfg, fullscale=None, over=None):
     """Per tile, digit and output: '+' and '-' column sums of matching / opposite sign products, each
-    clamped and rounded by the ADC (or, over range under `reconvert`, rounded on the worst-case range),
-    then Σ_p B^p Σ_tile (q+ - q-); appends the count of over-range sums to `over`. Loops, no shared code
-    with the kernel."""
+    clamped and rounded by the ADC (or, over range under `reconvert`, rounded with the step × the
+    smallest power of two covering the sum, at most the worst-case step), then Σ_p B^p Σ_tile (q+ - q-);
+    appends the count of over-range sums to `over`. Loops, no shared code with the kernel."""
     s, kt = cfg.encoding_s, cfg.rows // cfg.encoding_s
     D = n_digits(s, 127)
     T = -(-x.shape[-1] // kt)

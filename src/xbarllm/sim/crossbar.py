@@ -19,6 +19,11 @@ from xbarllm.sim.kernel import crossbar
 _CHUNK_ELEMENTS = 1 << 24  # calibration: bound on column sums held at once (about 64 MB of float32)
 
 
+def largest_column_sum(k_tile: int, w_max: int, s: int) -> int:
+    """The largest possible column sum in unit products: every row at digit 2^S - 1 and weight w_max."""
+    return k_tile * w_max * (2**s - 1)
+
+
 def adc_lsb(cfg: SimConfig, k_tile: int, w_max: int, digits: int,
             fullscale: list | None = None) -> torch.Tensor | None:
     """ADC step in unit products, full scale / (2^b - 1) rounded up to a whole unit: per digit position (D,),
@@ -30,7 +35,7 @@ def adc_lsb(cfg: SimConfig, k_tile: int, w_max: int, digits: int,
     if cfg.adc_bits is None:
         return None
     if fullscale is None:
-        fullscale = [k_tile * w_max * (2**cfg.encoding_s - 1) * cfg.adc_fullscale] * digits
+        fullscale = [largest_column_sum(k_tile, w_max, cfg.encoding_s) * cfg.adc_fullscale] * digits
     codes = 2**cfg.adc_bits - 1
     return (torch.tensor(fullscale, dtype=torch.float64) / codes).ceil().clamp(min=1).float()
 
@@ -89,7 +94,8 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         observed.append(torch.tensor(peaks).amax(0).tolist() if peaks else [[0.0] * D] * T)
     coarse = None
     if cfg.adc_bits is not None and cfg.adc_overrange == "reconvert":
-        step = adc_lsb(cfg.model_copy(update={"adc_fullscale": 1.0}), kt, max(w_max, 1), D).expand(T, D).contiguous()
+        worst = [largest_column_sum(kt, max(w_max, 1), s)] * D
+        step = adc_lsb(cfg, kt, max(w_max, 1), D, worst).expand(T, D).contiguous()
         coarse = (step.numpy(), (step * (2**cfg.adc_bits - 1)).numpy())
     key = int(torch.randint(0, 2**62, (), generator=gen)) if cfg.rtn else 0
     out, over = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), cell_energy(s), b, D, kt,
