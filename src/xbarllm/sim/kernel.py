@@ -101,6 +101,17 @@ def _accumulate(a, pos, neg, acc_pos, acc_neg):
         acc_neg[n] += a * neg[n]
 
 
+@njit
+def _accumulate_noisy(a, e, pos, neg, zp, zm, vp, vm):
+    """zp += a·pos, zm += a·neg and the variances vp += e·pos², vm += e·neg², in one pass."""
+    for n in range(zp.shape[0]):
+        p, q = pos[n], neg[n]
+        zp[n] += a * p
+        zm[n] += a * q
+        vp[n] += e * p * p
+        vm[n] += e * q * q
+
+
 @njit(inline="always")
 def _adc(z, step, top, step2, top2):
     """(ADC output, 1 if converted twice) for a column sum z: clamp to [0, top] and round to `step`; with
@@ -115,7 +126,7 @@ def _adc(z, step, top, step2, top2):
 
 
 @njit(parallel=True, cache=True)
-def _crossbar(x, w_pos, w_neg, w2_pos, w2_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over,
+def _crossbar(x, w_pos, w_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over,
               k, w, f):
     G, M, K = x.shape
     N = w_pos.shape[-1]
@@ -151,10 +162,10 @@ def _crossbar(x, w_pos, w_neg, w2_pos, w2_neg, energy, b, digits, kt, rtn, key, 
                             continue
                         # a positive digit adds to '+' through positive weights, a negative one through negative
                         pos, neg = (w_pos[g, kk], w_neg[g, kk]) if d > 0 else (w_neg[g, kk], w_pos[g, kk])
-                        _accumulate(np.float32(abs(d)), pos, neg, zp, zm)
                         if noisy:
-                            pos, neg = (w2_pos[g, kk], w2_neg[g, kk]) if d > 0 else (w2_neg[g, kk], w2_pos[g, kk])
-                            _accumulate(energy[abs(d)], pos, neg, vp, vm)
+                            _accumulate_noisy(np.float32(abs(d)), energy[abs(d)], pos, neg, zp, zm, vp, vm)
+                        else:
+                            _accumulate(np.float32(abs(d)), pos, neg, zp, zm)
                     if noisy:
                         stream = np.uint64((g * T + t) * digits * M + p * M + m0 + i)
                         _fill_normals(_mix(key ^ stream * _GAMMA), eps, k, w, f)
@@ -197,7 +208,7 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, b: int, digits: i
     out = np.empty((x.shape[0], x.shape[1], w.shape[-1]))
     over = np.zeros(x.shape[0] * -(-x.shape[1] // _ROWS), dtype=np.int64)
     lsb2, full2 = coarse if coarse is not None else (np.zeros_like(lsb), np.zeros_like(full))
-    _crossbar(x, w_pos, w_neg, w_pos * w_pos, w_neg * w_neg, energy, b, digits, kt, np.float32(rtn),
+    _crossbar(x, w_pos, w_neg, energy, b, digits, kt, np.float32(rtn),
               np.uint64(key), lsb, full, lsb2, full2, out, over, _K, _W, _F)
     return out, int(over.sum())
 

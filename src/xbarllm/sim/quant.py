@@ -11,8 +11,11 @@ def quantize(x: torch.Tensor, bits: int, dim: int) -> tuple[torch.Tensor, torch.
     A slice holding inf or NaN (an overflowed EXP, say) quantises to zeros with a NaN scale, so the
     products it enters come out NaN instead of stopping the run."""
     top = 2 ** (bits - 1) - 1
-    finite = torch.isfinite(x).all(dim=dim, keepdim=True)
-    x = torch.where(finite, x, torch.zeros((), dtype=x.dtype))
-    scale = x.abs().amax(dim=dim, keepdim=True).clamp(min=1e-12) / top
-    q = (x / scale).round().clamp(-top, top)
-    return q, torch.where(finite, scale, torch.full((), float("nan"), dtype=scale.dtype))
+    peak = x.abs().amax(dim=dim, keepdim=True)  # inf or NaN in a slice makes its peak inf or NaN
+    scale = peak.clamp(min=1e-12) / top
+    q = torch.div(x, scale).round_().clamp_(-top, top)
+    finite = torch.isfinite(peak)
+    if not bool(finite.all()):
+        q = torch.where(finite, q, torch.zeros((), dtype=q.dtype))
+        scale = torch.where(finite, scale, torch.full((), float("nan"), dtype=scale.dtype))
+    return q, scale
