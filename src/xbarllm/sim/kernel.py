@@ -93,7 +93,7 @@ def _normal_slow(state, layer, hz, k, w, f):
             return state, hz * w[layer]
 
 
-@njit
+@njit(inline="always")
 def _accumulate(a, pos, neg, acc_pos, acc_neg):
     """acc_pos += a·pos and acc_neg += a·neg, element-wise (a loop LLVM vectorises)."""
     for n in range(acc_pos.shape[0]):
@@ -101,7 +101,7 @@ def _accumulate(a, pos, neg, acc_pos, acc_neg):
         acc_neg[n] += a * neg[n]
 
 
-@njit
+@njit(inline="always")
 def _accumulate_noisy(a, e, pos, neg, zp, zm, vp, vm):
     """zp += a·pos, zm += a·neg and the variances vp += e·pos², vm += e·neg², in one pass."""
     for n in range(zp.shape[0]):
