@@ -156,16 +156,20 @@ def _crossbar(x, w_pos, w_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2,
                     if noisy:
                         vp[:] = 0
                         vm[:] = 0
+                    conducting = 0
                     for kk in range(t * kt, min(K, (t + 1) * kt)):
                         d = dig[i, p, kk]
                         if d == 0:  # no resistor conducts in this row
                             continue
+                        conducting += 1
                         # a positive digit adds to '+' through positive weights, a negative one through negative
                         pos, neg = (w_pos[g, kk], w_neg[g, kk]) if d > 0 else (w_neg[g, kk], w_pos[g, kk])
                         if noisy:
                             _accumulate_noisy(np.float32(abs(d)), energy[abs(d)], pos, neg, zp, zm, vp, vm)
                         else:
                             _accumulate(np.float32(abs(d)), pos, neg, zp, zm)
+                    if conducting == 0:  # every column sum is exactly 0 and converts to 0
+                        continue
                     if noisy:
                         stream = np.uint64((g * T + t) * digits * M + p * M + m0 + i)
                         _fill_normals(_mix(key ^ stream * _GAMMA), eps, k, w, f)
