@@ -278,3 +278,24 @@ def test_quantile_calibration_sets_a_smaller_full_scale_than_the_peak():
     xbar_matmul(x, w, SimConfig(adc_bits=None, adc_clip_quantile=0.99), observed=q99)
     peak, q99 = torch.tensor(peak[0]), torch.tensor(q99[0])
     assert peak.shape == q99.shape and (q99 <= peak).all() and (q99 < peak).any()
+
+
+def test_analog_mode_adds_the_rtn_model_error_to_exact_products():
+    """Analog control: no quantisation; the error of each output is Gaussian with std rtn·sqrt(Σ x²w²)."""
+    from pydantic import ValidationError
+    from torch import nn
+
+    from xbarllm.sim.modules import install
+
+    x = torch.randn(2000, 64, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 16))
+    ref = model(x).detach()
+    scale = torch.sqrt((x * x) @ (model[0].weight.detach() ** 2).t())
+    install(model, SimConfig(mode="analog", rtn=0.0, stages="linear"))
+    assert torch.equal(model(x).detach(), ref)
+    model[0].chip.cfg = SimConfig(mode="analog", rtn=0.05)
+    rel = ((model(x).detach() - ref) / scale).flatten()
+    assert rel.std().item() == pytest.approx(0.05, rel=0.03) and abs(rel.mean().item()) < 0.002
+    with pytest.raises(ValidationError, match="stuck_rate"):
+        SimConfig(mode="analog", stuck_rate=1e-3)

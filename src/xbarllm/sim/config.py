@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 STAGES = ("linear", "attention", "norm")
 
@@ -14,7 +14,10 @@ class SimConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: Literal["fp32", "int8", "xbar"] = Field("xbar", description="fp32 reference, INT8 digital, or crossbar")
+    mode: Literal["fp32", "int8", "xbar", "analog"] = Field(
+        "xbar", description="fp32 reference, INT8 digital, crossbar, or analog: fp32 products plus the RTN "
+        "model's Gaussian error (variance rtn² Σ x²y²) without quantisation, digits or ADC, a control that "
+        "separates a model's own noise sensitivity from the crossbar's numerics")
     encoding_s: int = Field(2, ge=1, le=8, description="S: balanced base 2^(S+1)-1, S resistor rows per element")
     rows: int = Field(128, ge=1, description="crossbar rows; a tile holds rows // S reduction elements")
     act_bits: int = Field(8, ge=2, le=16, description="symmetric activation integers, |x| <= 2^(b-1)-1; "
@@ -59,6 +62,13 @@ class SimConfig(BaseModel):
         if bad or not parts:
             raise ValueError(f"unknown stage {bad[0] if bad else v!r} (stages: {', '.join(STAGES)})")
         return v
+
+    @model_validator(mode="after")
+    def _analog_is_rtn_only(self) -> SimConfig:
+        dense = {k: getattr(self, k) for k in ("misread_prob", "dense_noise", "stuck_rate") if getattr(self, k)}
+        if self.mode == "analog" and dense:
+            raise ValueError(f"mode analog models the RTN only; {next(iter(dense))} must be 0")
+        return self
 
     def runs(self, stage: str) -> bool:
         """Whether products of `stage` (linear, attention, norm) go through the simulated chip."""

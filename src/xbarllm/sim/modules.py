@@ -45,10 +45,20 @@ class Products:
         fs = self.fullscale.get(site) if self.cfg.adc_policy != "worst_case" else None
         return xbar_matmul(xq, yq, self.cfg, self.gen, fullscale=fs, stats=self.adc).to(torch.float32)
 
+    def analog(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Float x @ y plus Gaussian error of variance rtn² Σ x²y² per output: the RTN model on a continuous
+        product (no quantisation, digits or ADC)."""
+        out = x @ y
+        if self.cfg.rtn:
+            out = out + self.cfg.rtn * ((x * x) @ (y * y)).sqrt() * torch.randn(out.shape, generator=self.gen)
+        return out
+
     def product(self, x: torch.Tensor, y: torch.Tensor, site: str) -> torch.Tensor:
         """Float (G, M, K) @ (G, K, N) with per-row X and per-column Y scales (both operands quantised)."""
         if self.cfg.mode == "fp32":
             return x @ y
+        if self.cfg.mode == "analog":
+            return self.analog(x, y)
         xq, sx = quantize(x, self.cfg.act_bits, dim=-1)
         yq, sy = quantize(y, self.cfg.weight_bits, dim=-2)
         return self.matmul(xq, yq, site) * sx * sy
@@ -60,7 +70,7 @@ class Products:
 
         With smooth_alpha set, a first pass in fp32 records each Linear's per-channel activation range
         and smooths it (int8 and xbar modes) before the ADC ranges are recorded."""
-        if self.cfg.mode != "fp32" and self.cfg.smooth_alpha is not None:
+        if self.cfg.mode in ("int8", "xbar") and self.cfg.smooth_alpha is not None:
             cfg, self._act_max = self.cfg, {}
             self.cfg = cfg.model_copy(update={"mode": "fp32"})
             try:
@@ -119,6 +129,9 @@ class XbarLinear(nn.Module):
                 prev = self.chip._act_max.get(self)
                 self.chip._act_max[self] = seen if prev is None else torch.maximum(prev, seen)
             return nn.functional.linear(x, self.weight_fp32, self.bias)
+        if self.chip.cfg.mode == "analog":
+            y = self.chip.analog(x, self.weight_fp32.t())
+            return y + self.bias if self.bias is not None else y
         lead = x.shape[:-1]
         if self.in_scale is not None:
             x = x / self.in_scale
