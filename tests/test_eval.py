@@ -108,6 +108,9 @@ def test_sweep_grid():
     (["simulate", "all-minilm-l6-v2", "--S", "0"], "--S"),
     (["simulate", "gpt2"], "runs on all-minilm-l6-v2"),
     (["simulate", "all-minilm-l6-v2", "--sweep", "frob=1"], "frob"),
+    (["simulate", "all-minilm-l6-v2", "--sweep", "tune_steps=0,10"], "tune_steps"),
+    (["simulate", "smollm2-135m", "--task", "wikitext2", "--sweep", "mode=analog", "--sweep", "stuck_rate=0.01"],
+     "stuck_rate must be 0"),
 ])
 def test_simulate_bad_input(capsys, args, needle):
     assert main(args) == 2

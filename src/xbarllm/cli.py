@@ -258,7 +258,7 @@ def simulate_cmd(
 
     from xbarllm.errors import from_validation
     from xbarllm.eval.data import data_dir
-    from xbarllm.eval.run import TASKS, grid, measure, parse_sweep
+    from xbarllm.eval.run import TASKS, check, grid, measure, parse_sweep
     from xbarllm.sim import SimConfig
 
     _check_out(out_file)
@@ -283,6 +283,8 @@ def simulate_cmd(
                   ({"mode": "int8", "noise": "-"}, base.model_copy(update={"mode": "int8"})),
                   ({"mode": "xbar", "noise": "0"}, base.model_copy(update={"rtn": 0.0})),
                   ({"mode": "xbar", "noise": str(noise)}, base)]
+    for _, cfg in points:
+        check(task, cfg)
     rows = []
     with Progress(console=err, transient=True) as bar:
         job = bar.add_task(f"{task}", total=len(points))

@@ -7,11 +7,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
+import torch
 from pydantic import ValidationError
 
 from xbarllm.errors import XbarError, from_validation
 from xbarllm.sim import SimConfig
 from xbarllm.sim.modules import install
+from xbarllm.sim.tune import tuned
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +26,28 @@ AXES = {"noise": ("rtn", "dense_noise"), "rtn": ("rtn",), "dense_noise": ("dense
         "S": ("encoding_s",), "adc_bits": ("adc_bits",), "seed": ("seed",), "mode": ("mode",),
         "adc_policy": ("adc_policy",), "smooth_alpha": ("smooth_alpha",),
         "adc_clip_quantile": ("adc_clip_quantile",), "adc_overrange": ("adc_overrange",), "stages": ("stages",),
-        "act_bits": ("act_bits",),
-        "weight_bits": ("weight_bits",)}
+        "act_bits": ("act_bits",), "weight_bits": ("weight_bits",), "tune_steps": ("tune_steps",),
+        "tune_rtn": ("tune_rtn",)}
+
+
+def check(task: str, cfg: SimConfig) -> None:
+    """Raise XbarError if `cfg` cannot run on `task` (checked for every sweep point before any runs)."""
+    if task not in TASKS:
+        raise XbarError(f"--task: unknown task '{task}' (tasks: {', '.join(TASKS)})")
+    if cfg.tune_steps and task != "wikitext2":
+        raise XbarError(f"tune_steps: noise-aware tuning needs a causal LM task (wikitext2), not {task}")
 
 
 def measure(task: str, cfg: SimConfig, limit: int | None = None) -> dict[str, float | int | str]:
     """Run `task` with products through `cfg`; returns the metric, seconds and softmax overflow count."""
     from xbarllm.eval import tasks
 
-    if task not in TASKS:
-        raise XbarError(f"--task: unknown task '{task}' (tasks: {', '.join(TASKS)})")
+    check(task, cfg)
     chips = []
 
-    def prepare(model, calibrate: Callable[[], None]) -> None:
+    def prepare(model, calibrate: Callable[[], None], tune_ids: Callable[[], torch.Tensor] | None = None) -> None:
+        if cfg.tune_steps and tune_ids is not None:
+            tuned(model, TASKS[task][0], tune_ids(), cfg.tune_rtn, cfg.tune_steps)
         chip = install(model, cfg)
         chip.calibrate(calibrate)
         chips.append(chip)

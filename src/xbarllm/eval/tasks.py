@@ -14,7 +14,7 @@ import torch
 from xbarllm.eval import data
 from xbarllm.eval.models import minilm, smollm2
 
-Prepare = Callable[[torch.nn.Module, Callable[[], None]], None]
+Prepare = Callable[..., None]  # prepare(model, calibrate[, tune_ids]): install the simulation mode
 
 
 def embed(tok, model, sentences: list[str], batch: int = 64) -> torch.Tensor:
@@ -95,9 +95,10 @@ def run_wikitext2(prepare: Prepare, tokens: int = 8192, window: int = 1024) -> f
     """Perplexity of SmolLM2 on the first `tokens` tokens of WikiText-2 test, in disjoint windows."""
     tok, model = smollm2()
     ids = tok(data.wikitext2(), return_tensors="pt").input_ids[0][:tokens]
-    cal_text = " ".join(data.sst2("train")[0][:40])  # calibration text from another corpus
-    cal_ids = tok(cal_text, return_tensors="pt").input_ids[:, :256]
-    prepare(model, lambda: model(cal_ids))
+    sst2 = data.sst2("train")[0]  # calibration text from another corpus
+    cal_ids = tok(" ".join(sst2[:40]), return_tensors="pt").input_ids[:, :256]
+    tune_ids = lambda: tok(" ".join(sst2[40:]), return_tensors="pt").input_ids[0]  # noqa: E731 (tuning text)
+    prepare(model, lambda: model(cal_ids), tune_ids)
     return perplexity(model, ids, window)
 
 

@@ -52,6 +52,10 @@ class SimConfig(BaseModel):
                                        "it; None = off")
     stages: str = Field("linear+attention+norm", description="'+'-joined products that run on the simulated "
                         "chip (linear, attention, norm); the others stay fp32, to attribute a loss to a stage")
+    tune_steps: int = Field(0, ge=0, description="causal LMs: steps (256-token windows of calibration text) of "
+                            "noise-aware self-distillation before the run, at RTN tune_rtn (sim.tune); 0 = off")
+    tune_rtn: float = Field(0.05, gt=0, description="relative RTN amplitude the model is tuned under; the paper's "
+                            "upper bound of real devices")
     seed: int = 0
 
     @field_validator("stages")

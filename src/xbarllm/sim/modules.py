@@ -16,6 +16,13 @@ from xbarllm.sim.faults import misread_probability, stored_weights
 from xbarllm.sim.quant import quantize
 
 
+def rtn_error(x: torch.Tensor, y: torch.Tensor, rtn: float, gen: torch.Generator) -> torch.Tensor:
+    """Gaussian error of x @ y when every product term's conductance fluctuates by the relative amplitude
+    `rtn`: variance rtn² Σ x²y² per output (differentiable, for noise-aware training)."""
+    var = (x * x) @ (y * y)
+    return rtn * (var + 1e-30).sqrt() * torch.randn(var.shape, generator=gen)
+
+
 class Products:
     """One chip instance: config, seeded generator, per-site ADC full scales, softmax overflow counters.
 
@@ -46,12 +53,8 @@ class Products:
         return xbar_matmul(xq, yq, self.cfg, self.gen, fullscale=fs, stats=self.adc).to(torch.float32)
 
     def analog(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Float x @ y plus Gaussian error of variance rtn² Σ x²y² per output: the RTN model on a continuous
-        product (no quantisation, digits or ADC)."""
-        out = x @ y
-        if self.cfg.rtn:
-            out = out + self.cfg.rtn * ((x * x) @ (y * y)).sqrt() * torch.randn(out.shape, generator=self.gen)
-        return out
+        """Float x @ y plus the RTN model's error (see `rtn_error`) without quantisation, digits or ADC."""
+        return x @ y + rtn_error(x, y, self.cfg.rtn, self.gen) if self.cfg.rtn else x @ y
 
     def product(self, x: torch.Tensor, y: torch.Tensor, site: str) -> torch.Tensor:
         """Float (G, M, K) @ (G, K, N) with per-row X and per-column Y scales (both operands quantised)."""
