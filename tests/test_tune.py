@@ -55,7 +55,8 @@ def test_tuned_weights_are_cached_and_a_corrupt_cache_is_named(tmp_path, monkeyp
     monkeypatch.setattr(tune, "noise_aware_tune", lambda *a, **k: pytest.fail("tuned again"))
     second = _tiny_llama()
     assert tune.tuned(second, "tiny", ids, rtn=0.1, steps=3) == path
-    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True))
+    pairs = zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
     assert not torch.equal(second.model.layers[0].mlp.up_proj.weight, _tiny_llama().model.layers[0].mlp.up_proj.weight)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(XbarError, match=str(path)):
