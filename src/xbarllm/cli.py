@@ -33,6 +33,17 @@ out = Console()
 err = Console(stderr=True)
 
 
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress to stderr")] = False) -> None:
+    if verbose:
+        import logging
+
+        from rich.logging import RichHandler
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s", force=True,
+                            handlers=[RichHandler(console=err, show_path=False)])
+
+
 class PhaseOpt(StrEnum):
     prefill = "prefill"
     decode = "decode"
