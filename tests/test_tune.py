@@ -6,7 +6,6 @@ from torch import nn
 
 from xbarllm.errors import XbarError
 from xbarllm.sim import tune
-from xbarllm.sim.modules import rtn_error
 
 
 def _tiny_llama():
@@ -22,17 +21,13 @@ def _tiny_llama():
 def _noisy_kl(model, teacher, ids, rtn):
     """Mean KL(teacher ‖ model with RTN on every Linear) per token over a few fixed noise draws."""
     gen = torch.Generator()
-    hooks = [m.register_forward_hook(lambda mod, i, o: o + rtn_error(i[0], mod.weight.t(), rtn, gen))
-             for m in model.modules() if isinstance(m, nn.Linear)]
     total = 0.0
-    with torch.no_grad():
+    with torch.no_grad(), tune.rtn_on_linears(model, rtn, gen):
         target = teacher(ids).logits.log_softmax(-1)
         for seed in range(4):
             gen.manual_seed(100 + seed)
             out = model(ids).logits.log_softmax(-1)
             total += float(nn.functional.kl_div(out, target, log_target=True, reduction="sum")) / ids.numel()
-    for h in hooks:
-        h.remove()
     return total / 4
 
 

@@ -13,6 +13,8 @@ import copy
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -24,6 +26,18 @@ from xbarllm.sim.modules import rtn_error
 log = logging.getLogger(__name__)
 
 
+@contextmanager
+def rtn_on_linears(model: nn.Module, rtn: float, gen: torch.Generator) -> Iterator[None]:
+    """Within the block, every nn.Linear of `model` adds the analog RTN error (`rtn_error`) to its output."""
+    handles = [m.register_forward_hook(lambda mod, inp, out: out + rtn_error(inp[0], mod.weight.t(), rtn, gen))
+               for m in model.modules() if isinstance(m, nn.Linear)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def noise_aware_tune(model: nn.Module, ids: torch.Tensor, rtn: float, steps: int, lr: float = 5e-5,
                      seq: int = 256, seed: int = 0) -> list[float]:
     """Train the causal LM `model` in place for `steps` windows of `seq` tokens of `ids` (1-D) with RTN of
@@ -31,30 +45,27 @@ def noise_aware_tune(model: nn.Module, ids: torch.Tensor, rtn: float, steps: int
     teacher = copy.deepcopy(model).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    handles = [m.register_forward_hook(lambda mod, inp, out: out + rtn_error(inp[0], mod.weight.t(), rtn, gen))
-               for m in model.modules() if isinstance(m, nn.Linear)]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     losses = []
     model.train()
     try:
-        for step in range(steps):
-            start = (step * seq) % max(1, len(ids) - seq)
-            x = ids[start:start + seq].unsqueeze(0)
-            with torch.no_grad():
-                target = teacher(x).logits.float().log_softmax(-1)
-            out = model(x).logits.float().log_softmax(-1)
-            loss = nn.functional.kl_div(out, target, log_target=True, reduction="sum") / x.shape[1]
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            losses.append(float(loss.detach()))
-            if step % 10 == 0:
-                log.info("noise-aware tuning step %d/%d: KL %.4f nats/token", step, steps, losses[-1])
+        with rtn_on_linears(model, rtn, gen):
+            for step in range(steps):
+                start = (step * seq) % max(1, len(ids) - seq)
+                x = ids[start:start + seq].unsqueeze(0)
+                with torch.no_grad():
+                    target = teacher(x).logits.float().log_softmax(-1)
+                out = model(x).logits.float().log_softmax(-1)
+                loss = nn.functional.kl_div(out, target, log_target=True, reduction="sum") / x.shape[1]
+                opt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                losses.append(float(loss.detach()))
+                if step % 10 == 0:
+                    log.info("noise-aware tuning step %d/%d: KL %.4f nats/token", step, steps, losses[-1])
     finally:
-        for h in handles:
-            h.remove()
         model.eval()
     return losses
 
