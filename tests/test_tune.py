@@ -56,3 +56,21 @@ def test_tuned_weights_are_cached_and_a_corrupt_cache_is_named(tmp_path, monkeyp
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(XbarError, match=str(path)):
         tune.tuned(_tiny_llama(), "tiny", ids, rtn=0.1, steps=3)
+
+
+def test_stage_head_decides_whether_the_output_projection_runs_on_the_chip_and_is_tuned_noisy():
+    from xbarllm.sim import SimConfig
+    from xbarllm.sim.modules import XbarLinear, install
+
+    ids = torch.randint(0, 64, (1, 16), generator=torch.Generator().manual_seed(3))
+    for stages, on_chip in (("linear+head+attention+norm", True), ("linear+attention+norm", False)):
+        model = _tiny_llama()
+        install(model, SimConfig(mode="int8", stages=stages))
+        assert isinstance(model.lm_head, XbarLinear) is on_chip
+        assert isinstance(model.model.layers[0].self_attn.q_proj, XbarLinear)
+    model = _tiny_llama()
+    hidden = model.model(ids).last_hidden_state.detach()
+    for head in (True, False):
+        with torch.no_grad(), tune.rtn_on_linears(model, 0.3, torch.Generator().manual_seed(0), head=head):
+            noisy = not torch.equal(model.lm_head(hidden), nn.functional.linear(hidden, model.lm_head.weight))
+            assert noisy is head and not torch.equal(model(ids).logits, _tiny_llama()(ids).logits)

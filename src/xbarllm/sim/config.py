@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-STAGES = ("linear", "attention", "norm")
+STAGES = ("linear", "head", "attention", "norm")
 
 
 class SimConfig(BaseModel):
@@ -50,10 +50,13 @@ class SimConfig(BaseModel):
                                        "(SmoothQuant): input channel j is divided by s_j = max|x_j|^a / "
                                        "max|w_j|^(1-a), from calibration data, and weight row j multiplied by "
                                        "it; None = off")
-    stages: str = Field("linear+attention+norm", description="'+'-joined products that run on the simulated "
-                        "chip (linear, attention, norm); the others stay fp32, to attribute a loss to a stage")
+    stages: str = Field("linear+head+attention+norm", description="'+'-joined products that run on the "
+                        "simulated chip: linear (the transformer's Linears), head (the output projection, e.g. an "
+                        "LM's vocabulary logits), attention, norm; the others stay fp32 (a digital unit), to "
+                        "attribute a loss to a stage or keep one off the analog path")
     tune_steps: int = Field(0, ge=0, description="causal LMs: steps (256-token windows of calibration text) of "
-                            "noise-aware self-distillation before the run, at RTN tune_rtn (sim.tune); 0 = off")
+                            "noise-aware self-distillation before the run, with RTN tune_rtn on the Linears (on "
+                            "the head only if stage head runs on the chip; sim.tune); 0 = off")
     tune_rtn: float = Field(0.05, gt=0, description="relative RTN amplitude the model is tuned under; the paper's "
                             "upper bound of real devices")
     seed: int = 0
@@ -75,5 +78,5 @@ class SimConfig(BaseModel):
         return self
 
     def runs(self, stage: str) -> bool:
-        """Whether products of `stage` (linear, attention, norm) go through the simulated chip."""
+        """Whether products of `stage` (linear, head, attention, norm) go through the simulated chip."""
         return stage in self.stages.split("+")

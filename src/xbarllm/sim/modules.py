@@ -198,6 +198,12 @@ def xbar_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, va
     return out.reshape(B, H, L, hd).transpose(1, 2).contiguous().to(query.dtype), None
 
 
+def output_projection(model: nn.Module) -> nn.Module | None:
+    """The model's output projection (an LM's vocabulary head, stage "head"), or None if it has none."""
+    get = getattr(model, "get_output_embeddings", None)
+    return get() if callable(get) else None
+
+
 def install(model: nn.Module, cfg: SimConfig) -> Products:
     """Route every product of `model` through the simulated chip; returns the chip (for its counters)."""
     from transformers import AttentionInterface
@@ -206,9 +212,10 @@ def install(model: nn.Module, cfg: SimConfig) -> Products:
     chip = Products(cfg)
     AttentionInterface.register("xbar", xbar_attention)
     AttentionMaskInterface.register("xbar", eager_mask)  # additive float mask, as eager attention
+    head = output_projection(model)
     for _, mod in list(model.named_modules()):
         for child_name, child in list(mod.named_children()):
-            if isinstance(child, nn.Linear) and cfg.runs("linear"):
+            if isinstance(child, nn.Linear) and cfg.runs("head" if child is head else "linear"):
                 setattr(mod, child_name, XbarLinear(child, chip))
             elif (isinstance(child, nn.LayerNorm) or type(child).__name__.endswith("RMSNorm")) and cfg.runs("norm"):
                 setattr(mod, child_name, XbarNorm(child, chip, rms=not isinstance(child, nn.LayerNorm)))

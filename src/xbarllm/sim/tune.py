@@ -21,16 +21,18 @@ import torch
 from torch import nn
 
 from xbarllm.errors import XbarError
-from xbarllm.sim.modules import rtn_error
+from xbarllm.sim.modules import output_projection, rtn_error
 
 log = logging.getLogger(__name__)
 
 
 @contextmanager
-def rtn_on_linears(model: nn.Module, rtn: float, gen: torch.Generator) -> Iterator[None]:
-    """Within the block, every nn.Linear of `model` adds the analog RTN error (`rtn_error`) to its output."""
+def rtn_on_linears(model: nn.Module, rtn: float, gen: torch.Generator, head: bool = True) -> Iterator[None]:
+    """Within the block, every nn.Linear of `model` (but its output projection if not `head`) adds the analog
+    RTN error (`rtn_error`) to its output."""
+    skip = None if head else output_projection(model)
     handles = [m.register_forward_hook(lambda mod, inp, out: out + rtn_error(inp[0], mod.weight.t(), rtn, gen))
-               for m in model.modules() if isinstance(m, nn.Linear)]
+               for m in model.modules() if isinstance(m, nn.Linear) and m is not skip]
     try:
         yield
     finally:
@@ -39,9 +41,10 @@ def rtn_on_linears(model: nn.Module, rtn: float, gen: torch.Generator) -> Iterat
 
 
 def noise_aware_tune(model: nn.Module, ids: torch.Tensor, rtn: float, steps: int, lr: float = 5e-5,
-                     seq: int = 256, seed: int = 0) -> list[float]:
+                     seq: int = 256, seed: int = 0, head: bool = True) -> list[float]:
     """Train the causal LM `model` in place for `steps` windows of `seq` tokens of `ids` (1-D) with RTN of
-    relative amplitude `rtn` on every Linear; returns the distillation loss per step (KL, nats/token)."""
+    relative amplitude `rtn` on every Linear (the output projection too if `head`); returns the distillation
+    loss per step (KL, nats/token)."""
     teacher = copy.deepcopy(model).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -50,7 +53,7 @@ def noise_aware_tune(model: nn.Module, ids: torch.Tensor, rtn: float, steps: int
     losses = []
     model.train()
     try:
-        with rtn_on_linears(model, rtn, gen):
+        with rtn_on_linears(model, rtn, gen, head):
             for step in range(steps):
                 start = (step * seq) % max(1, len(ids) - seq)
                 x = ids[start:start + seq].unsqueeze(0)
@@ -70,10 +73,12 @@ def noise_aware_tune(model: nn.Module, ids: torch.Tensor, rtn: float, steps: int
     return losses
 
 
-def tuned(model: nn.Module, name: str, ids: torch.Tensor, rtn: float, steps: int, seed: int = 0) -> Path:
+def tuned(model: nn.Module, name: str, ids: torch.Tensor, rtn: float, steps: int, seed: int = 0,
+          head: bool = True) -> Path:
     """Put `model` (named `name`) into its noise-aware tuned state: from the cache if this exact tuning
-    (model, text, rtn, steps, seed) ran before, else by `noise_aware_tune`, then cached. Returns the file."""
-    key = hashlib.sha256(f"{name}|{rtn}|{steps}|{seed}|".encode() + ids.numpy().tobytes()).hexdigest()[:16]
+    (model, text, rtn, steps, seed, head) ran before, else by `noise_aware_tune`, then cached. Returns the file."""
+    tag = f"{name}|{rtn}|{steps}|{seed}|" + ("" if head else "nohead|")
+    key = hashlib.sha256(tag.encode() + ids.numpy().tobytes()).hexdigest()[:16]
     path = Path(os.environ.get("XBARLLM_CACHE", Path.home() / ".cache" / "xbarllm")) / "tuned" / f"{key}.pt"
     if path.exists():
         try:
@@ -82,7 +87,7 @@ def tuned(model: nn.Module, name: str, ids: torch.Tensor, rtn: float, steps: int
             raise XbarError(f"{path}: unreadable tuned-weights cache ({type(e).__name__}); delete it") from None
         log.info("noise-aware tuned weights from %s", path)
         return path
-    noise_aware_tune(model, ids, rtn, steps, seed=seed)
+    noise_aware_tune(model, ids, rtn, steps, seed=seed, head=head)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(model.state_dict(), tmp)
