@@ -1,10 +1,10 @@
 """Noise-aware self-distillation: make a causal LM tolerate the crossbar's RTN before it runs on the chip.
 
 The model is trained so that, with the analog RTN error (`rtn_error`, fresh draws every step) on every
-Linear that runs on the chip, its next-token distribution matches that of its own untouched fp32 copy on calibration text:
-loss KL(teacher ‖ noisy student) per token. This is hardware-aware training (Joshi et al., Nat. Commun.
-11, 2473, 2020; aihwkit's HWA training) with the model as its own teacher, so it needs no labels and no
-text from the evaluation corpus. Tuned weights are cached under $XBARLLM_CACHE (default ~/.cache/xbarllm).
+Linear that runs on the chip, its next-token distribution matches that of its own untouched fp32 copy on
+calibration text: loss KL(teacher ‖ noisy student) per token. This is hardware-aware training (Joshi et
+al., Nat. Commun. 11, 2473, 2020; aihwkit's HWA training) with the model as its own teacher, so it needs no
+labels and no text from the evaluation corpus. Tuned weights are cached under $XBARLLM_CACHE (default ~/.cache/xbarllm).
 """
 
 from __future__ import annotations
