@@ -35,6 +35,8 @@ def test_component_sums_equal_totals(kw, L, phase):
     assert parts == pytest.approx(t["energy_mj"], rel=1e-12)
     assert e.per_layer["energy_pj"].sum() * 1e-9 == pytest.approx(t["energy_mj"], rel=1e-12)
     assert e.per_layer["latency_ns"].sum() * 1e-3 == pytest.approx(t["latency_us"], rel=1e-12)
+    assert e.per_block["energy_pj"].sum() * 1e-9 == pytest.approx(t["energy_mj"], rel=1e-12)
+    assert e.per_block["latency_ns"].sum() * 1e-3 == pytest.approx(t["latency_us"], rel=1e-12)
     bounds = sum(t[f"time_{k}_bound_us"] for k in ("compute", "weights", "cache"))
     assert bounds == pytest.approx(t["latency_us"], rel=1e-12)
     assert t["latency_us"] >= t["t_lb_us"] * (1 - 1e-12)  # no schedule beats Eq. 8's bound

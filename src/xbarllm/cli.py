@@ -200,11 +200,17 @@ def estimate_cmd(
             base[p.name] = roofline(table, p, node_nm=hardware.node_nm)
     if as_json:
         print(json.dumps({"model": spec.name, "hardware": hardware.name, "phase": phase.value,
-                          "totals": est.totals, "area_um2": est.area_um2, "baselines": base}, default=_jsonable))
+                          "totals": est.totals, "area_um2": est.area_um2, "per_block": est.per_block.to_dict("records"),
+                          "baselines": base}, default=_jsonable))
         return
     out.print(f"[bold]{spec.name}[/] on [bold]{hardware.name}[/] ({phase.value}, seq_len={seq_len}, batch={batch})")
     comp = [{"part": k, "energy_mj": est.totals[f"energy_{k}_mj"]} for k in est.energy_pj.columns]
     out.print(_table("Energy by component", comp))
+    e_all, t_all = est.per_block["energy_pj"].sum(), est.per_block["latency_ns"].sum()
+    out.print(_table("Per block", [{"block": r[C.BLOCK], "energy_mj": r["energy_pj"] * 1e-9,
+                                    "energy_share": r["energy_pj"] / e_all, "latency_us": r["latency_ns"] * 1e-3,
+                                    "latency_share": r["latency_ns"] / t_all}
+                                   for r in est.per_block.to_dict("records")]))
     out.print(_table("Area by part (mm²)", [{"part": k, "mm2": v / 1e6} for k, v in est.area_um2.items()]))
     keys = ["area_mm2", "latency_us", "energy_mj", "adp_mm2_s", "pj_per_mac"]
     rows = [{"item": k, hardware.name: est.totals[k], **{n: b[k] for n, b in base.items()}} for k in keys]

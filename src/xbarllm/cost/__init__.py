@@ -35,6 +35,7 @@ class Estimate:
     energy_pj: pd.DataFrame   # ops × components
     latency_ns: pd.DataFrame  # ops × (compute, weights, cache, latency) plus the binding limit
     per_layer: pd.DataFrame   # (stack, layer) -> energy_pj, latency_ns
+    per_block: pd.DataFrame   # block (embed, mha, ffn, norm, head, …) -> energy_pj, latency_ns
     area_um2: dict[str, float]
     totals: dict[str, float]
 
@@ -72,8 +73,10 @@ def estimate(mapped: Mapping, hw: HardwareSpec | None = None) -> Estimate:
     lat = pd.DataFrame(op_latency(ops, hw), index=ops.index)
     lat["bound"] = lat[list(LIMITS)].idxmax(axis=1)
     lat["latency"] = lat[list(LIMITS)].max(axis=1)
-    keyed = ops[[C.STACK, C.LAYER]].assign(energy_pj=energy.sum(axis=1), latency_ns=lat["latency"])
-    per_layer = keyed.groupby([C.STACK, C.LAYER], sort=False).sum().reset_index()
+    keyed = ops[[C.STACK, C.LAYER, C.BLOCK]].assign(energy_pj=energy.sum(axis=1), latency_ns=lat["latency"])
+    sums = ["energy_pj", "latency_ns"]
+    per_layer = keyed.groupby([C.STACK, C.LAYER], sort=False)[sums].sum().reset_index()
+    per_block = keyed.groupby(C.BLOCK, sort=False)[sums].sum().reset_index()
 
     model_macs = float(ops.loc[~ops[C.AUX], C.MACS].sum())
     e_total, t_total = float(energy.to_numpy().sum()), float(lat["latency"].sum())
@@ -92,8 +95,8 @@ def estimate(mapped: Mapping, hw: HardwareSpec | None = None) -> Estimate:
         "t_lb_us": lb["t_lb_ns"] * 1e-3,
         "latency_over_t_lb": t_total / lb["t_lb_ns"] if lb["t_lb_ns"] else float("nan"),
     }
-    return Estimate(energy_pj=energy, latency_ns=lat, per_layer=per_layer, area_um2=dict(mapped.area_um2),
-                    totals=totals)
+    return Estimate(energy_pj=energy, latency_ns=lat, per_layer=per_layer, per_block=per_block,
+                    area_um2=dict(mapped.area_um2), totals=totals)
 
 
 def totals_many(table: pd.DataFrame, specs: list[HardwareSpec] | SimpleNamespace) -> dict[str, np.ndarray]:
