@@ -70,7 +70,10 @@ def test_stage_head_decides_whether_the_output_projection_runs_on_the_chip_and_i
         assert isinstance(model.model.layers[0].self_attn.q_proj, XbarLinear)
     model = _tiny_llama()
     hidden = model.model(ids).last_hidden_state.detach()
-    for head in (True, False):
-        with torch.no_grad(), tune.rtn_on_linears(model, 0.3, torch.Generator().manual_seed(0), head=head):
-            noisy = not torch.equal(model.lm_head(hidden), nn.functional.linear(hidden, model.lm_head.weight))
-            assert noisy is head and not torch.equal(model(ids).logits, _tiny_llama()(ids).logits)
+    for stages in ("linear+head", "linear", "head"):
+        runs = SimConfig(stages=stages).runs
+        with torch.no_grad(), tune.rtn_on_linears(model, 0.3, torch.Generator().manual_seed(0), runs):
+            head = not torch.equal(model.lm_head(hidden), nn.functional.linear(hidden, model.lm_head.weight))
+            q = model.model.layers[0].self_attn.q_proj
+            body = not torch.equal(q(hidden), nn.functional.linear(hidden, q.weight, q.bias))
+            assert (head, body) == (runs("head"), runs("linear")), stages

@@ -55,8 +55,8 @@ class SimConfig(BaseModel):
                         "LM's vocabulary logits), attention, norm; the others stay fp32 (a digital unit), to "
                         "attribute a loss to a stage or keep one off the analog path")
     tune_steps: int = Field(0, ge=0, description="causal LMs: steps (256-token windows of calibration text) of "
-                            "noise-aware self-distillation before the run, with RTN tune_rtn on the Linears (on "
-                            "the head only if stage head runs on the chip; sim.tune); 0 = off")
+                            "noise-aware self-distillation before the run, with RTN tune_rtn on the Linears whose "
+                            "stage (linear, head) runs on the chip (sim.tune); 0 = off")
     tune_rtn: float = Field(0.05, gt=0, description="relative RTN amplitude the model is tuned under; the paper's "
                             "upper bound of real devices")
     seed: int = 0

@@ -4,7 +4,8 @@ The model is trained so that, with the analog RTN error (`rtn_error`, fresh draw
 Linear that runs on the chip, its next-token distribution matches that of its own untouched fp32 copy on
 calibration text: loss KL(teacher ‖ noisy student) per token. This is hardware-aware training (Joshi et
 al., Nat. Commun. 11, 2473, 2020; aihwkit's HWA training) with the model as its own teacher, so it needs no
-labels and no text from the evaluation corpus. Tuned weights are cached under $XBARLLM_CACHE (default ~/.cache/xbarllm).
+labels and no text from the evaluation corpus. Tuned weights are cached under $XBARLLM_CACHE (default
+~/.cache/xbarllm).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import copy
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,13 +27,21 @@ from xbarllm.sim.modules import output_projection, rtn_error
 log = logging.getLogger(__name__)
 
 
+Runs = Callable[[str], bool]  # whether a stage runs on the chip (SimConfig.runs)
+LINEAR_STAGES = ("linear", "head")
+
+
+def _everywhere(stage: str) -> bool:
+    return True
+
+
 @contextmanager
-def rtn_on_linears(model: nn.Module, rtn: float, gen: torch.Generator, head: bool = True) -> Iterator[None]:
-    """Within the block, every nn.Linear of `model` (but its output projection if not `head`) adds the analog
-    RTN error (`rtn_error`) to its output."""
-    skip = None if head else output_projection(model)
+def rtn_on_linears(model: nn.Module, rtn: float, gen: torch.Generator, runs: Runs = _everywhere) -> Iterator[None]:
+    """Within the block, every nn.Linear of `model` whose stage runs on the chip (`runs("head")` for the output
+    projection, `runs("linear")` for the others) adds the analog RTN error (`rtn_error`) to its output."""
+    head = output_projection(model)
     handles = [m.register_forward_hook(lambda mod, inp, out: out + rtn_error(inp[0], mod.weight.t(), rtn, gen))
-               for m in model.modules() if isinstance(m, nn.Linear) and m is not skip]
+               for m in model.modules() if isinstance(m, nn.Linear) and runs("head" if m is head else "linear")]
     try:
         yield
     finally:
@@ -41,10 +50,10 @@ def rtn_on_linears(model: nn.Module, rtn: float, gen: torch.Generator, head: boo
 
 
 def noise_aware_tune(model: nn.Module, ids: torch.Tensor, rtn: float, steps: int, lr: float = 5e-5,
-                     seq: int = 256, seed: int = 0, head: bool = True) -> list[float]:
+                     seq: int = 256, seed: int = 0, runs: Runs = _everywhere) -> list[float]:
     """Train the causal LM `model` in place for `steps` windows of `seq` tokens of `ids` (1-D) with RTN of
-    relative amplitude `rtn` on every Linear (the output projection too if `head`); returns the distillation
-    loss per step (KL, nats/token)."""
+    relative amplitude `rtn` on the Linears that run on the chip (see `rtn_on_linears`); returns the
+    distillation loss per step (KL, nats/token)."""
     teacher = copy.deepcopy(model).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -53,7 +62,7 @@ def noise_aware_tune(model: nn.Module, ids: torch.Tensor, rtn: float, steps: int
     losses = []
     model.train()
     try:
-        with rtn_on_linears(model, rtn, gen, head):
+        with rtn_on_linears(model, rtn, gen, runs):
             for step in range(steps):
                 start = (step * seq) % max(1, len(ids) - seq)
                 x = ids[start:start + seq].unsqueeze(0)
@@ -74,10 +83,12 @@ def noise_aware_tune(model: nn.Module, ids: torch.Tensor, rtn: float, steps: int
 
 
 def tuned(model: nn.Module, name: str, ids: torch.Tensor, rtn: float, steps: int, seed: int = 0,
-          head: bool = True) -> Path:
+          runs: Runs = _everywhere) -> Path:
     """Put `model` (named `name`) into its noise-aware tuned state: from the cache if this exact tuning
-    (model, text, rtn, steps, seed, head) ran before, else by `noise_aware_tune`, then cached. Returns the file."""
-    tag = f"{name}|{rtn}|{steps}|{seed}|" + ("" if head else "nohead|")
+    (model, text, rtn, steps, seed, noisy Linear stages) ran before, else by `noise_aware_tune`, then cached.
+    Returns the file."""
+    noisy = [s for s in LINEAR_STAGES if runs(s)]
+    tag = f"{name}|{rtn}|{steps}|{seed}|" + ("" if len(noisy) == len(LINEAR_STAGES) else "+".join(noisy) + "|")
     key = hashlib.sha256(tag.encode() + ids.numpy().tobytes()).hexdigest()[:16]
     path = Path(os.environ.get("XBARLLM_CACHE", Path.home() / ".cache" / "xbarllm")) / "tuned" / f"{key}.pt"
     if path.exists():
@@ -87,7 +98,7 @@ def tuned(model: nn.Module, name: str, ids: torch.Tensor, rtn: float, steps: int
             raise XbarError(f"{path}: unreadable tuned-weights cache ({type(e).__name__}); delete it") from None
         log.info("noise-aware tuned weights from %s", path)
         return path
-    noise_aware_tune(model, ids, rtn, steps, seed=seed, head=head)
+    noise_aware_tune(model, ids, rtn, steps, seed=seed, runs=runs)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(model.state_dict(), tmp)
