@@ -100,3 +100,22 @@ def test_causal_ops_cost_less_than_their_box():
     full = e.energy_pj.loc[qk, "cells"].to_numpy()
     box = (ops.loc[qk, C.COUNT] * ops.loc[qk, C.M] * ops.loc[qk, C.K] * ops.loc[qk, C.N]).to_numpy()
     assert np.all(full < box * 2 * 3 * load_hardware().components["resistor_cell"].energy_pj)
+
+
+@pytest.mark.parametrize("copies", [2, 4, 8])
+def test_copies_multiply_the_crossbar_work_and_leave_the_area(copies):
+    # d_model 576 = 9 tiles of 64 elements at copies 1, 9·copies tiles of 64/copies at copies r: every
+    # per-tile, per-row or per-cell event of a WS product grows by exactly r; weights and caches do not.
+    table = build(load_model("smollm2-135m"), seq_len=64)
+    hw = load_hardware()
+    more = hw.with_updates({"compute.copies": copies})
+    one, many = (cost.estimate(mapping.map(table, h), h) for h in (hw, more))
+    q = (table[C.OP] == "q_proj").to_numpy()
+    for part in ("cells", "adc", "dac", "control_registers", "shift_add"):
+        assert many.energy_pj.loc[q, part].sum() == pytest.approx(copies * one.energy_pj.loc[q, part].sum()), part
+    for part in ("encoder", "link", "caches", "dense_cells"):
+        assert many.totals[f"energy_{part}_mj"] == one.totals[f"energy_{part}_mj"], part
+    assert many.area_um2 == one.area_um2
+    assert one.totals["latency_us"] < many.totals["latency_us"] <= copies * one.totals["latency_us"] * (1 + 1e-12)
+    assert cost.totals_many(table, [hw, more])["energy_mj"] == pytest.approx(
+        [one.totals["energy_mj"], many.totals["energy_mj"]], rel=1e-12)

@@ -39,14 +39,16 @@ def test_roundtrip_any_range(s, bits_extra, max_abs, n, seed):
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 7), st.integers(1, 3), st.integers(1, 17), st.integers(1, 300), st.integers(1, 19),
-       st.sampled_from([8, 16, 64, 128]), st.sampled_from([8, 11, 12]), st.integers(0, 2**31 - 1))
-def test_noise_free_crossbar_equals_integer_matmul(s, G, M, K, N, rows, act_bits, seed):
+       st.sampled_from([8, 16, 64, 128]), st.sampled_from([8, 11, 12]), st.sampled_from([1, 2, 3, 8]),
+       st.integers(0, 2**31 - 1))
+def test_noise_free_crossbar_equals_integer_matmul(s, G, M, K, N, rows, act_bits, copies, seed):
     g = torch.Generator().manual_seed(seed)
     top = 2 ** (act_bits - 1) - 1
     x = torch.randint(-top, top + 1, (G, M, K), generator=g).float()
     w = torch.randint(-127, 128, (G, K, N), generator=g).float()
-    wide = SimConfig(encoding_s=s, rows=rows, act_bits=act_bits, adc_bits=24, adc_policy="worst_case")
-    assert adc_lsb(wide, max(1, rows // s), 127, n_digits(s, 127)).eq(1).all()
+    copies = min(copies, rows // s)
+    wide = SimConfig(encoding_s=s, rows=rows, act_bits=act_bits, adc_bits=24, adc_policy="worst_case", copies=copies)
+    assert adc_lsb(wide, rows // (s * copies), 127 * copies, n_digits(s, 127)).eq(1).all()
     out = xbar_matmul(x, w, wide)
     assert torch.equal(out, x.double() @ w.double())
     assert torch.equal(xbar_matmul(x, w, wide.model_copy(update={"adc_bits": None})), out)
@@ -150,18 +152,36 @@ def test_over_range_sums_are_converted_again_on_a_wider_range(s, M, K, N, bits, 
                                                    fullscale))
 
 
-def test_rtn_amplitude_matches_the_setting():
-    # One digit per activation (S=7) and one tile: the column error is RTN over Σ (χ w)² exactly.
+@pytest.mark.parametrize("copies", [1, 4])
+def test_rtn_amplitude_matches_the_setting(copies):
+    # One digit per activation (S=7): the error is RTN over Σ (χ w)² exactly; `copies` independent copies of
+    # each element's resistors add their currents, so the relative error falls by √copies.
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, 2, (1, 4000, 8), generator=g).float()  # digits 0/1: one unit resistor each
     w = torch.full((1, 8, 1), 5.0)
-    cfg = SimConfig(encoding_s=7, rows=128, adc_bits=None, rtn=0.05, act_bits=8)
+    cfg = SimConfig(encoding_s=7, rows=128, adc_bits=None, rtn=0.05, act_bits=8, copies=copies)
     out = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(2), x_max=1)
     ref = x.double() @ w.double()
     on = ref.squeeze() > 0
     rel = ((out - ref).squeeze()[on] / torch.sqrt(x.sum(-1).squeeze()[on].double() * 25))
-    assert rel.std().item() == pytest.approx(0.05, rel=0.05)
+    assert rel.std().item() == pytest.approx(0.05 / math.sqrt(copies), rel=0.05)
     assert abs(rel.mean().item()) < 0.005
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 9), st.integers(1, 300), st.integers(1, 9), st.sampled_from([2, 3, 8]),
+       st.sampled_from([4, 8]), st.sampled_from(["clip", "reconvert"]), st.integers(0, 2**31 - 1))
+def test_copies_are_a_weight_copies_times_larger_in_a_copies_times_shorter_tile(s, M, K, N, copies, bits, over,
+                                                                               seed):
+    # r copies of an element's rows carry the current of weight r·w in r times the rows; the ADC sees those
+    # sums. So a chip with copies r computes what a copies-1 chip with rows // r and weights r·w does, / r.
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-127, 128, (1, M, K), generator=g).float()
+    w = torch.randint(-127, 128, (1, K, N), generator=g).float()
+    cfg = SimConfig(encoding_s=s, adc_bits=bits, adc_policy="worst_case", adc_overrange=over, adc_fullscale=0.3)
+    one = cfg.model_copy(update={"rows": cfg.rows // copies})
+    assert torch.equal(xbar_matmul(x, w, cfg.model_copy(update={"copies": copies})),
+                       xbar_matmul(x, w * copies, one) / copies)
 
 
 def test_noise_draws_are_standard_normal():
@@ -297,5 +317,10 @@ def test_analog_mode_adds_the_rtn_model_error_to_exact_products():
     model[0].chip.cfg = SimConfig(mode="analog", rtn=0.05)
     rel = ((model(x).detach() - ref) / scale).flatten()
     assert rel.std().item() == pytest.approx(0.05, rel=0.03) and abs(rel.mean().item()) < 0.002
+    model[0].chip.cfg = SimConfig(mode="analog", rtn=0.05, copies=4)  # four resistor copies: half the error
+    rel = ((model(x).detach() - ref) / scale).flatten()
+    assert rel.std().item() == pytest.approx(0.025, rel=0.03)
     with pytest.raises(ValidationError, match="stuck_rate"):
         SimConfig(mode="analog", stuck_rate=1e-3)
+    with pytest.raises(ValidationError, match="copies: 40 copies of 2 rows do not fit in 64 rows"):
+        SimConfig(encoding_s=2, rows=64, copies=40)

@@ -86,6 +86,8 @@ def _write(tmp_path, data) -> Path:
     (lambda d: d["compute"].__setitem__("d_c", 65), "d_c"),
     (lambda d: d["caches"].pop("s_kib"), "caches.s_kib"),
     (lambda d: d["sources"].pop("dense.rows"), "dense.rows"),
+    (lambda d: d["sources"].pop("compute.copies"), "sources: no source given for compute.copies"),
+    (lambda d: d["compute"].__setitem__("copies", 65), "x copies (65)"),
     (lambda d: d["components"].pop("adc8"), "adc8"),
     (lambda d: d["components"]["adc8"].__setitem__("basis", "guessed"), "components.adc8.basis"),
 ])
@@ -119,6 +121,12 @@ def test_unreadable_inputs_name_the_file(tmp_path):
     cfg.write_text("{not json")
     with pytest.raises(XbarError, match="not valid JSON"):
         load_model(cfg)
+
+
+def test_an_optional_knob_left_out_takes_the_papers_value_without_a_source(tmp_path):
+    data = yaml.safe_load(PROPOSED.read_text())
+    del data["compute"]["copies"], data["sources"]["compute.copies"]
+    assert load_hardware(_write(tmp_path, data)).compute.copies == 1
 
 
 def test_with_updates_revalidates():

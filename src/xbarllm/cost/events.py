@@ -1,8 +1,9 @@
 """Event counts per sub-operation and component: conversions, cell reads, bits moved (Fig. 9 dataflow).
 
-In session t, the K weights of column t drive the rows (S rows per element) of `row_tiles`
-crossbars; every activation row passes through digit by digit, lighting S cells of one column of
-its (+,-) pair per element; both columns of each pair are converted by the shared ADC per digit.
+In session t, the K weights of column t drive the rows (S rows per element, times `copies`) of
+`row_tiles` crossbars; every activation row passes through digit by digit, lighting S cells (per copy) of
+one column of its (+,-) pair per element; both columns of each pair are converted by the shared ADC per
+digit.
 Causal ops do only the computed fraction of this work.
 """
 
@@ -58,7 +59,7 @@ def event_arrays(ops, hw: HardwareSpec) -> dict[str, np.ndarray]:
     With stacked specs (`spec.stacked`) and (points × ops) mapping columns, every array is points × ops."""
     c, d = hw.compute, hw.dense
     count, M, K, N = (_f(ops, x) for x in (C.COUNT, C.M, C.K, C.N))
-    S, digits = np.asarray(c.encoding_s, np.float64), _f(ops, MC.DIGITS)
+    S, digits = np.asarray(c.encoding_s * c.copies, np.float64), _f(ops, MC.DIGITS)  # rows per element
     tiles, groups = _f(ops, MC.ROW_TILES), _f(ops, MC.ACT_GROUPS)
     done = done_fraction(ops)
     sessions = count * N

@@ -27,7 +27,7 @@ AXES = {"noise": ("rtn", "dense_noise"), "rtn": ("rtn",), "dense_noise": ("dense
         "adc_policy": ("adc_policy",), "smooth_alpha": ("smooth_alpha",),
         "adc_clip_quantile": ("adc_clip_quantile",), "adc_overrange": ("adc_overrange",), "stages": ("stages",),
         "act_bits": ("act_bits",), "weight_bits": ("weight_bits",), "tune_steps": ("tune_steps",),
-        "tune_rtn": ("tune_rtn",)}
+        "tune_rtn": ("tune_rtn",), "copies": ("copies",)}
 
 
 def check(task: str, cfg: SimConfig) -> None:
@@ -47,7 +47,7 @@ def measure(task: str, cfg: SimConfig, limit: int | None = None) -> dict[str, fl
 
     def prepare(model, calibrate: Callable[[], None], tune_ids: Callable[[], torch.Tensor] | None = None) -> None:
         if cfg.tune_steps:  # check() admitted it: a causal LM task, which passes tune_ids
-            tuned(model, TASKS[task][0], tune_ids(), cfg.tune_rtn, cfg.tune_steps, runs=cfg.runs)
+            tuned(model, TASKS[task][0], tune_ids(), cfg.tune_rtn / cfg.copies**0.5, cfg.tune_steps, runs=cfg.runs)
         chip = install(model, cfg)
         chip.calibrate(calibrate)
         chips.append(chip)

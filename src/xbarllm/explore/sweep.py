@@ -21,7 +21,7 @@ from xbarllm.spec.model import load_model
 # Hardware fields that set the simulated numerics, and the SimConfig field each one sets.
 SIM_FROM_HARDWARE = {"compute.encoding_s": "encoding_s", "compute.rows": "rows", "compute.act_bits": "act_bits",
                      "compute.weight_bits": "weight_bits", "compute.adc_bits": "adc_bits",
-                     "dense.bits_per_cell": "bits_per_cell"}
+                     "compute.copies": "copies", "dense.bits_per_cell": "bits_per_cell"}
 
 
 class Accuracy(BaseModel):

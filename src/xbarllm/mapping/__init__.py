@@ -43,7 +43,7 @@ def op_mapping(ops, hw) -> dict[str, np.ndarray]:
     case every result is a (points × ops) array."""
     c = hw.compute
     count, M, K, N = (np.asarray(ops[x], np.int64) for x in (C.COUNT, C.M, C.K, C.N))
-    k_per = c.rows // c.encoding_s
+    k_per = c.rows // (c.encoding_s * c.copies)
     row_tiles = _ceil_div(K, k_per)
     groups = _ceil_div(M, c.d_c)
     units = count * N * row_tiles

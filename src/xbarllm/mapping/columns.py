@@ -1,7 +1,7 @@
 """Columns the mapping adds to the sub-operation table, defined once."""
 
 DIGITS = "digits"          # activation digits = crossbar cycles per pass (Table 7)
-K_PER_XBAR = "k_per_xbar"  # reduction elements one crossbar holds: rows // S
+K_PER_XBAR = "k_per_xbar"  # reduction elements one crossbar holds: rows // (S × copies)
 ROW_TILES = "row_tiles"    # crossbars a K-long weight column is split over: ceil(K / k_per_xbar)
 ACT_GROUPS = "act_groups"  # passes per session: ceil(M / d_c) groups of d_c parallel activations
 UNITS = "units"            # independent (session, row tile) pairs: count × N × row_tiles

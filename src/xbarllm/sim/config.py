@@ -40,6 +40,10 @@ class SimConfig(BaseModel):
     adc_fullscale: float = Field(1.0, gt=0, le=1, description="worst_case policy: fraction of the largest "
                                  "possible column sum; sums above it clip")
     rtn: float = Field(0.0, ge=0, description="RTN: relative conductance fluctuation of each conducting resistor")
+    copies: int = Field(1, ge=1, le=64, description="copies of each reduction element's S resistor rows in its "
+                        "crossbar column (a redundancy policy; the paper has 1): their currents add, so a column "
+                        "sum's relative RTN falls by √copies, while a tile holds rows // (S·copies) elements, so "
+                        "a product takes copies× the tiles and ADC conversions (the cost model's compute.copies)")
     bits_per_cell: int = Field(2, ge=1, le=8, description="dense crossbar bits per memristor")
     misread_prob: float = Field(0.0, ge=0, le=1, description="dense cell read as an adjacent level")
     dense_noise: float = Field(0.0, ge=0, description="dense cell read noise, as a fraction of the conductance "
@@ -57,8 +61,8 @@ class SimConfig(BaseModel):
     tune_steps: int = Field(0, ge=0, description="causal LMs: steps (256-token windows of calibration text) of "
                             "noise-aware self-distillation before the run, with RTN tune_rtn on the Linears whose "
                             "stage (linear, head) runs on the chip (sim.tune); 0 = off")
-    tune_rtn: float = Field(0.05, gt=0, description="relative RTN amplitude the model is tuned under; the paper's "
-                            "upper bound of real devices")
+    tune_rtn: float = Field(0.05, gt=0, description="relative RTN amplitude of one resistor the model is tuned "
+                            "under (the paper's upper bound of real devices), divided by √copies as on the chip")
     seed: int = 0
 
     @field_validator("stages")
@@ -69,6 +73,17 @@ class SimConfig(BaseModel):
         if bad or not parts:
             raise ValueError(f"unknown stage {bad[0] if bad else v!r} (stages: {', '.join(STAGES)})")
         return v
+
+    @model_validator(mode="after")
+    def _copies_fit(self) -> SimConfig:
+        if self.rows // (self.encoding_s * self.copies) < 1:
+            raise ValueError(f"copies: {self.copies} copies of {self.encoding_s} rows do not fit in {self.rows} rows")
+        return self
+
+    @property
+    def rtn_element(self) -> float:
+        """Relative RTN of one element's product term once its copies add: rtn / √copies."""
+        return self.rtn / self.copies**0.5
 
     @model_validator(mode="after")
     def _analog_is_rtn_only(self) -> SimConfig:

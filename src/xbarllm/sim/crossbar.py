@@ -5,6 +5,9 @@ enters through the DACs. K is cut into tiles of rows // S elements. Per tile and
 output has a '+' and a '-' column (a negative weight or digit swaps them); both are non-negative
 sums converted by the shared ADC. Shift-and-add recombines tiles and digits: Σ_p B^p Σ_tile (q⁺ - q⁻).
 With no noise and an ADC whose LSB is one unit product, the result equals the integer matmul.
+With `copies` r, each element's rows repeat r times in its column: the kernel sees weights r·Y (the
+copies' summed current), RTN rtn/√r on them (r independent draws: variance r·rtn²·Σχ²y²), tiles of
+rows // (S·r) elements and ADC ranges in those units; the result is divided by r.
 """
 
 from __future__ import annotations
@@ -70,8 +73,9 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     """
     G, M, K = x.shape
     N = w.shape[-1]
-    s = cfg.encoding_s
-    kt = max(1, cfg.rows // s)
+    s, r = cfg.encoding_s, cfg.copies
+    w = w * r
+    kt = max(1, cfg.rows // (s * r))
     T = -(-K // kt)
     x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
     D = n_digits(s, x_max)
@@ -99,8 +103,8 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         coarse = (step.numpy(), (step * (2**cfg.adc_bits - 1)).numpy())
     key = int(torch.randint(0, 2**62, (), generator=gen)) if cfg.rtn else 0
     out, over = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), cell_energy(s), b, D, kt,
-                         cfg.rtn, key, lsb.numpy(), full.numpy(), coarse)
+                         cfg.rtn_element, key, lsb.numpy(), full.numpy(), coarse)
     if stats is not None:
         stats["conversions"] = stats.get("conversions", 0) + 2 * G * M * T * D * N
         stats["reconversions"] = stats.get("reconversions", 0) + over
-    return torch.from_numpy(out)
+    return torch.from_numpy(out / r if r > 1 else out)

@@ -54,7 +54,7 @@ class Products:
 
     def analog(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Float x @ y plus the RTN model's error (see `rtn_error`) without quantisation, digits or ADC."""
-        return x @ y + rtn_error(x, y, self.cfg.rtn, self.gen) if self.cfg.rtn else x @ y
+        return x @ y + rtn_error(x, y, self.cfg.rtn_element, self.gen) if self.cfg.rtn else x @ y
 
     def product(self, x: torch.Tensor, y: torch.Tensor, site: str) -> torch.Tensor:
         """Float (G, M, K) @ (G, K, N) with per-row X and per-column Y scales (both operands quantised)."""

@@ -40,11 +40,14 @@ class ComputeCrossbar(_Strict):
     cols_per_adc: PositiveInt = Field(description="columns time-shared by one ADC")
     d_c: PositiveInt = Field(description="column duplication: activations processed in parallel per crossbar")
     n_crossbars: PositiveInt = Field(description="computation crossbars on the chip")
+    copies: PositiveInt = Field(1, description="copies of each element's S rows in a column (redundancy against "
+                                "RTN, as sim's copies; 1 = the paper): a crossbar holds rows // (S·copies) elements")
 
     @model_validator(mode="after")
     def _check(self) -> ComputeCrossbar:
-        if self.rows < self.encoding_s:
-            raise ValueError(f"encoding_s ({self.encoding_s}) needs at least that many rows ({self.rows})")
+        if self.rows < self.encoding_s * self.copies:
+            raise ValueError(f"encoding_s ({self.encoding_s}) x copies ({self.copies}) needs at least that many "
+                             f"rows ({self.rows})")
         if self.d_c > self.cols // 2:
             raise ValueError(f"d_c ({self.d_c}) exceeds the {self.cols // 2} (+,-) column pairs "
                              f"of a {self.cols}-column crossbar")
@@ -129,7 +132,7 @@ class HardwareSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_sources(self) -> HardwareSpec:
-        missing = [p for p in structural_fields(self) if not self.sources.get(p)]
+        missing = [p for p in structural_fields(self) if not self.sources.get(p) and not _defaulted(self, p)]
         if missing:
             raise ValueError(f"sources: no source given for {', '.join(missing)}")
         unknown = sorted(set(self.sources) - set(structural_fields(self)))
@@ -172,6 +175,13 @@ def structural_fields(spec: HardwareSpec) -> list[str]:
     for section in ("compute", "dense", "caches", "chip", "timing"):
         out += [f"{section}.{f}" for f in type(getattr(spec, section)).model_fields]
     return out
+
+
+def _defaulted(spec: HardwareSpec, dotted: str) -> bool:
+    """Whether an optional field was left out of the spec (it then holds the paper's design, no source needed)."""
+    section, _, field = dotted.rpartition(".")
+    part = getattr(spec, section) if section else spec
+    return not type(part).model_fields[field].is_required() and field not in part.model_fields_set
 
 
 def hardware_presets() -> list[str]:
