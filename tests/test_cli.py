@@ -52,6 +52,11 @@ def test_out_file_round_trips(tmp_path, capsys, suffix):
     (["map", "bert-base", "--out", "x.txt"], ".csv or .parquet"),
     (["map"], "model"),
     (["nonsense"], "nonsense"),
+    (["estimate", "bert-base", "--set", "compute.copies"], "--set: 'compute.copies': expected PATH=VALUE"),
+    (["estimate", "bert-base", "--set", "compute.copiez=2"], "compute.copiez: unknown field"),
+    (["estimate", "bert-base", "--set", "compute.copies=0"], "compute.copies"),
+    (["estimate", "gpt2", "--digital", "head"], "chip.digital_mac_units is 0"),
+    (["map", "gpt2", "--digital", "hed", "--set", "chip.digital_mac_units=8"], "no block 'hed' in gpt2"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, needle):
     code, _out, err = run(args, capsys)
@@ -76,3 +81,18 @@ def test_console_script_exit_code_and_help():
     for sub in ([], ["map"], ["presets"]):
         ok = subprocess.run(exe + sub + ["--help"], capture_output=True, text=True, check=False)
         assert ok.returncode == 0 and "Usage" in ok.stdout
+
+
+def test_set_and_digital_reach_the_cost_model(capsys):
+    def totals(*extra):
+        code, out, _ = run(["estimate", "smollm2-135m", "--seq-len", "64", "--json", *extra], capsys)
+        assert code == 0
+        obj = json.loads(out)
+        return obj["totals"], {r["block"]: r for r in obj["per_block"]}
+
+    base, base_blocks = totals()
+    copies, _ = totals("--set", "compute.copies=2")
+    head, blocks = totals("--set", "chip.digital_mac_units=64", "--digital", "head")
+    assert copies["energy_adc_mj"] == pytest.approx(2 * base["energy_adc_mj"])
+    assert base["energy_digital_mac_mj"] == 0 < head["energy_digital_mac_mj"] <= blocks["head"]["energy_pj"] * 1e-9
+    assert all(blocks[b] == base_blocks[b] for b in ("mha", "ffn", "norm"))

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from strategies import hf_configs
 
 from xbarllm import cost, mapping
-from xbarllm.cost.events import COMPONENTS
+from xbarllm.cost.events import COMPONENTS, CROSSBAR_EVENTS
+from xbarllm.mapping import columns as MC
 from xbarllm.spec import load_hardware, load_model
 from xbarllm.spec.model import from_hf_config
 from xbarllm.workload import build
@@ -119,3 +120,24 @@ def test_copies_multiply_the_crossbar_work_and_leave_the_area(copies):
     assert one.totals["latency_us"] < many.totals["latency_us"] <= copies * one.totals["latency_us"] * (1 + 1e-12)
     assert cost.totals_many(table, [hw, more])["energy_mj"] == pytest.approx(
         [one.totals["energy_mj"], many.totals["energy_mj"]], rel=1e-12)
+
+
+def test_a_digital_block_leaves_the_crossbars_and_costs_its_macs():
+    table = build(load_model("smollm2-135m"), seq_len=64)
+    hw = load_hardware().with_updates({"chip.digital_mac_units": 256})
+    m0, m = mapping.map(table, hw), mapping.map(table, hw, ("head",))
+    e0, e = cost.estimate(m0, hw), cost.estimate(m, hw)
+    head = (table[C.BLOCK] == "head").to_numpy()
+    macs = table.loc[head, C.MACS].to_numpy(np.float64)
+    assert (e.energy_pj.loc[head, list(CROSSBAR_EVENTS)] == 0).all().all()
+    unit = hw.components["digital_mac"]
+    assert np.allclose(e.energy_pj.loc[head, "digital_mac"], macs * unit.energy_pj)
+    assert np.allclose(e.latency_ns.loc[head, "compute"], macs / (256 * unit.rate_hz) * 1e9)
+    for part in ("link", "dense_cells", "caches", "f_unit"):  # weights still come from the dense crossbars
+        assert np.array_equal(e.energy_pj[part], e0.energy_pj[part]), part
+    assert e.energy_pj.loc[~head].equals(e0.energy_pj.loc[~head])
+    assert e.latency_ns.loc[~head].equals(e0.latency_ns.loc[~head])
+    assert m.totals["digital_macs"] == macs.sum() and m0.totals["digital_macs"] == 0
+    assert m.totals["xbar_cycles"] == m0.totals["xbar_cycles"] - m0.ops.loc[head, MC.CYCLES].sum()
+    assert e.area_um2["digital_unit"] == 256 * unit.area_um2 == e0.area_um2["digital_unit"]
+    assert load_hardware().compute.copies == 1 and mapping.map(table, load_hardware()).area_um2["digital_unit"] == 0

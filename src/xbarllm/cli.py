@@ -114,10 +114,38 @@ def _check_out(path: Path | None) -> None:
         raise XbarError(f"--out: {path}: directory {path.parent} does not exist")
 
 
+def _hardware(hw: str, sets: list[str] | None):
+    """The hardware spec `hw` with --set PATH=VALUE overrides (values read as YAML scalars), validated."""
+    import yaml
+
+    from xbarllm.spec import load_hardware
+
+    updates = {}
+    for item in sets or []:
+        path, eq, value = item.partition("=")
+        if not eq or not path:
+            raise XbarError(f"--set: '{item}': expected PATH=VALUE, e.g. compute.copies=4")
+        try:
+            updates[path] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise XbarError(f"--set: '{item}': value is not a YAML scalar") from None
+    base = load_hardware(hw)
+    return base.with_updates(updates) if updates else base
+
+
+HwOpt = Annotated[str, typer.Option("--hw", help="hardware preset name or YAML file")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="PATH=VALUE (repeatable): override a hardware "
+                                                  "field, e.g. compute.copies=4 or chip.digital_mac_units=1024")]
+DigitalOpt = Annotated[list[str] | None, typer.Option("--digital", help="block (repeatable) computed on the "
+                                                      "digital MAC unit instead of the crossbars, e.g. head")]
+
+
 @app.command("map")
 def map_cmd(
     model: Annotated[str, typer.Argument(help="model preset name, config.json, model directory or .gguf")],
-    hw: Annotated[str, typer.Option("--hw", help="hardware preset name or YAML file")] = "proposed",
+    hw: HwOpt = "proposed",
+    sets: SetOpt = None,
+    digital: DigitalOpt = None,
     seq_len: Annotated[int, typer.Option("--seq-len", help="tokens per sequence (prefill), "
                                          "or encoder tokens (encoder-decoder)")] = 256,
     phase: Annotated[PhaseOpt, typer.Option("--phase", help="prefill or decode")] = PhaseOpt.prefill,
@@ -129,13 +157,13 @@ def map_cmd(
 ) -> None:
     """Compile MODEL into F(X·Y) sub-operations and map them onto the crossbar chip."""
     from xbarllm.mapping import by_block, map_workload
-    from xbarllm.spec import load_hardware, load_model
+    from xbarllm.spec import load_model
     from xbarllm.workload import build
 
     _check_out(out_file)
-    spec, hardware = load_model(model), load_hardware(hw)
+    spec, hardware = load_model(model), _hardware(hw, sets)
     table = build(spec, seq_len=seq_len, phase=phase.value, batch=batch, context=context)
-    mapped = map_workload(table, hardware)
+    mapped = map_workload(table, hardware, tuple(digital or ()))
     if out_file is not None:
         write_table_atomic(mapped.ops, out_file)
     head = {k: table.attrs[k] for k in ("model", "phase", "seq_len", "context", "batch")}
@@ -162,7 +190,9 @@ def map_cmd(
 @app.command("estimate")
 def estimate_cmd(
     model: Annotated[str, typer.Argument(help="model preset name, config.json, model directory or .gguf")],
-    hw: Annotated[str, typer.Option("--hw", help="hardware preset name or YAML file")] = "proposed",
+    hw: HwOpt = "proposed",
+    sets: SetOpt = None,
+    digital: DigitalOpt = None,
     vs: Annotated[list[str] | None, typer.Option("--vs", help="baseline to compare (repeatable): tpuv4, a100 "
                                                  "(rooflines), mb, sb, isaac-crossbar, prime, pipelayer "
                                                  "(crossbars), or a platform YAML")] = None,
@@ -177,7 +207,7 @@ def estimate_cmd(
     from xbarllm.cost.roofline import roofline
     from xbarllm.cost.traditional import estimate_traditional
     from xbarllm.mapping import map_workload
-    from xbarllm.spec import load_hardware, load_model
+    from xbarllm.spec import load_model
     from xbarllm.spec.platform import PinnedSpec, TraditionalSpec, load_platform
     from xbarllm.workload import build
     from xbarllm.workload import columns as C
@@ -186,9 +216,9 @@ def estimate_cmd(
     for p in platforms:
         if isinstance(p, PinnedSpec):
             raise XbarError(f"--vs: {p.name} is an area-only pinned chip (try tpuv4, a100, mb, sb, isaac-crossbar)")
-    spec, hardware = load_model(model), load_hardware(hw)
+    spec, hardware = load_model(model), _hardware(hw, sets)
     table = build(spec, seq_len=seq_len, phase=phase.value, batch=batch, context=context)
-    est = estimate(map_workload(table, hardware), hardware)
+    est = estimate(map_workload(table, hardware, tuple(digital or ())), hardware)
     base = {}
     for p in platforms:
         if isinstance(p, TraditionalSpec):

@@ -4,7 +4,8 @@ Energy = Σ events × energy per event (component data in the hardware YAML).
 Latency of an op (Fig. 9): the digit cycles on the critical path, each as long as the slower of a
 crossbar read and the shared ADC converting its 2·d_c columns, overlapped with streaming the
 op's weights from the dense crossbars (B_w) and its activations through the caches (B_a); the
-op takes the longest of the three. Ops run one after another.
+op takes the longest of the three. Ops run one after another. An op on the digital unit computes at
+chip.digital_mac_units × the unit's rate_hz MACs per second instead of in digit cycles.
 """
 
 from __future__ import annotations
@@ -47,10 +48,15 @@ def cycle_ns(hw: HardwareSpec) -> float:
 
 
 def op_latency(ops, hw: HardwareSpec) -> dict[str, np.ndarray]:
-    """Per op, the time (ns) each limit of LIMITS needs: digit cycles, weight streaming, cache traffic."""
+    """Per op, the time (ns) each limit of LIMITS needs: digit cycles (or digital MACs), weight streaming,
+    cache traffic."""
     t = hw.timing
+    digital_macs = np.asarray(ops[C.MACS], np.float64) * np.asarray(ops[MC.DIGITAL], bool)
+    mac_per_ns = hw.chip.digital_mac_units * hw.components["digital_mac"].rate_hz * 1e-9
+    digital_ns = np.divide(digital_macs, mac_per_ns, out=np.zeros(np.broadcast_shapes(
+        np.shape(digital_macs), np.shape(mac_per_ns))), where=digital_macs > 0)
     return {
-        "compute": np.asarray(ops[MC.CYCLES], np.float64) * cycle_ns(hw),
+        "compute": np.asarray(ops[MC.CYCLES], np.float64) * cycle_ns(hw) + digital_ns,
         "weights": np.asarray(ops[C.WEIGHT_BYTES], np.float64) / t.dense_bw_gb_per_s,
         "cache": (np.asarray(ops[C.ACT_IN_BYTES], np.float64) + np.asarray(ops[C.ACT_OUT_BYTES], np.float64))
         / t.cache_bw_gb_per_s,

@@ -4,7 +4,8 @@ In session t, the K weights of column t drive the rows (S rows per element, time
 `row_tiles` crossbars; every activation row passes through digit by digit, lighting S cells (per copy) of
 one column of its (+,-) pair per element; both columns of each pair are converted by the shared ADC per
 digit.
-Causal ops do only the computed fraction of this work.
+Causal ops do only the computed fraction of this work. Ops mapped to the digital unit have none of the
+crossbar events and one digital MAC per MAC instead; weights, caches and F are the same either way.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ COMPONENTS = {
     "dense_dac": "dac1",                 # dense column enable
     "link": "link_bus",                  # bit moved from dense to computation crossbars
     "caches": "cache_bit",               # activation bit read or written in D1/D2/T1/T2/S
+    "digital_mac": "digital_mac",        # MAC on the digital unit (ops of `digital` blocks)
 }
+CROSSBAR_EVENTS = ("cells", "adc", "dac", "control_registers", "shift_add", "encoder")
 
 
 def _f(ops, name: str) -> np.ndarray:
@@ -78,6 +81,9 @@ def event_arrays(ops, hw: HardwareSpec) -> dict[str, np.ndarray]:
         "link": weight_bits,
         **digital_events(ops),
     }
+    on_chip = ~np.asarray(ops[MC.DIGITAL], bool)
+    ev.update({k: ev[k] * on_chip for k in CROSSBAR_EVENTS})
+    ev["digital_mac"] = _f(ops, C.MACS) * ~on_chip
     shape = np.broadcast_shapes(*(np.shape(v) for v in ev.values()))
     return {k: np.broadcast_to(ev[k], shape) for k in COMPONENTS}
 

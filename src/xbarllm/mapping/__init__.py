@@ -4,6 +4,7 @@ Dataflow (paper §5.5, Fig. 9): in a session, one column of Y (K elements, S row
 crossbar's rows through the DACs; d_c activations sit in (+,-) column pairs and are processed in
 parallel, one digit per cycle. A K-long column spans `row_tiles` crossbars. Independent
 (session, row tile) units spread over the pool of `n_crossbars`; the pool is reused in rounds.
+Ops of the blocks named `digital` run on a digital MAC unit instead and take no crossbar cycles.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from xbarllm.errors import XbarError
 from xbarllm.mapping import columns as MC
 from xbarllm.mapping.area import chip_um2
 from xbarllm.mapping.encoding import digits, digits_of
@@ -39,8 +41,9 @@ def _ceil_div(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
 def op_mapping(ops, hw) -> dict[str, np.ndarray]:
     """Per-op tiles, crossbars, rounds and digit cycles (the `mapping.columns`), from the table's columns.
 
-    `ops` is the table (or a dict of its columns); `hw` a spec, or stacked specs (`spec.stacked`), in which
-    case every result is a (points × ops) array."""
+    `ops` is the table (or a dict of its columns), with a `digital` column if some ops run on the digital
+    unit; `hw` a spec, or stacked specs (`spec.stacked`), in which case every result is a (points × ops)
+    array."""
     c = hw.compute
     count, M, K, N = (np.asarray(ops[x], np.int64) for x in (C.COUNT, C.M, C.K, C.N))
     k_per = c.rows // (c.encoding_s * c.copies)
@@ -53,15 +56,26 @@ def op_mapping(ops, hw) -> dict[str, np.ndarray]:
     # Causal ops skip masked passes: the work shrinks by the computed fraction of the box.
     done = np.asarray(ops[C.MACS], np.float64) / (count * M * K * N).astype(np.float64)
     passes = np.ceil(rounds * groups * done - 1e-9).astype(np.int64)
+    digital = np.asarray(ops[MC.DIGITAL], bool) if MC.DIGITAL in ops else np.zeros(len(count), bool)
     shape = np.broadcast_shapes(np.shape(units), np.shape(k_per))
-    cols = {MC.DIGITS: dig, MC.K_PER_XBAR: k_per, MC.ROW_TILES: row_tiles, MC.ACT_GROUPS: groups,
-            MC.UNITS: units, MC.XBARS: xbars, MC.ROUNDS: rounds, MC.CYCLES: passes * dig}
+    cols = {MC.DIGITAL: digital, MC.DIGITS: dig, MC.K_PER_XBAR: k_per, MC.ROW_TILES: row_tiles,
+            MC.ACT_GROUPS: groups, MC.UNITS: units, MC.XBARS: np.where(digital, 0, xbars), MC.ROUNDS: rounds,
+            MC.CYCLES: np.where(digital, 0, passes * dig)}
     return {k: np.broadcast_to(v, shape) for k, v in cols.items()}
 
 
-def map_ops(table: pd.DataFrame, hw: HardwareSpec) -> pd.DataFrame:
-    """The table plus the `mapping.columns`: per-op tiles, crossbars, rounds and digit cycles."""
-    return table.assign(**op_mapping(table, hw))
+def map_ops(table: pd.DataFrame, hw: HardwareSpec, digital: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The table plus the `mapping.columns`: per-op tiles, crossbars, rounds and digit cycles; ops of the
+    `digital` blocks (e.g. "head") go to the digital MAC unit (`chip.digital_mac_units` must be > 0)."""
+    blocks = list(dict.fromkeys(table[C.BLOCK]))
+    bad = [b for b in digital if b not in blocks]
+    if bad:
+        raise XbarError(f"digital: no block '{bad[0]}' in {table.attrs.get('model', 'the model')} "
+                        f"(blocks: {', '.join(blocks)})")
+    if digital and hw.chip.digital_mac_units == 0:
+        raise XbarError(f"digital: {hw.name} has no digital unit (chip.digital_mac_units is 0); set it, "
+                        f"e.g. --set chip.digital_mac_units=1024")
+    return table.assign(**op_mapping(table.assign(**{MC.DIGITAL: table[C.BLOCK].isin(digital)}), hw))
 
 
 def dense_crossbars(table: pd.DataFrame, hw) -> int | np.ndarray:
@@ -106,9 +120,10 @@ def cache_needs(table: pd.DataFrame, hw: HardwareSpec) -> pd.DataFrame:
     return df
 
 
-def map_workload(table: pd.DataFrame, hw: HardwareSpec) -> Mapping:
-    """Map a sub-operation table onto hardware: per-op tiles and cycles, caches, dense banks, chips."""
-    ops = map_ops(table, hw)
+def map_workload(table: pd.DataFrame, hw: HardwareSpec, digital: tuple[str, ...] = ()) -> Mapping:
+    """Map a sub-operation table onto hardware: per-op tiles and cycles, caches, dense banks, chips; the
+    `digital` blocks run on the digital MAC unit (see `map_ops`)."""
+    ops = map_ops(table, hw, digital)
     caches = cache_needs(table, hw)
     params = table.attrs["params"]
     stored_bits = params["total"] * table.attrs["weight_bits"]
@@ -119,6 +134,7 @@ def map_workload(table: pd.DataFrame, hw: HardwareSpec) -> Mapping:
     totals: dict[str, float | int | bool] = {
         "ops": len(ops),
         "macs": int(ops[C.MACS].sum()),
+        "digital_macs": int(ops.loc[ops[MC.DIGITAL], C.MACS].sum()),
         "model_macs": int(ops.loc[model_rows, C.MACS].sum()),
         "aux_macs": int(ops.loc[~model_rows, C.MACS].sum()),
         "sessions": int(ops[C.SESSIONS].sum()),

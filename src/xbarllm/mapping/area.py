@@ -65,4 +65,5 @@ def chip_um2(hw: HardwareSpec, n_dense: int) -> dict[str, float]:
         "dense_crossbars": n_dense * sum(dense_crossbar_um2(hw).values()),
         "caches": cache_bits * hw.components["cache_bit"].area_um2,
         "sqrt_div": hw.components["sqrt_div"].area_um2,
+        "digital_unit": hw.chip.digital_mac_units * hw.components["digital_mac"].area_um2,
     }

@@ -89,6 +89,8 @@ class Caches(_Strict):
 class Chip(_Strict):
     area_cap_mm2: PositiveFloat = Field(description="largest area one chip may have")
     stacked_layers: PositiveInt = Field(description="3D-stacked layers per chip (area cap applies per layer)")
+    digital_mac_units: int = Field(0, ge=0, description="MAC units of a digital unit for blocks kept off the "
+                                   "crossbars (mapping's `digital`; 0 = none, the paper's design)")
 
 
 class Timing(_Strict):
@@ -113,7 +115,8 @@ class Component(_Strict):
 
 
 REQUIRED_COMPONENTS = ("adc8", "dac8", "resistor_cell", "control_register_bit", "shift_add", "f_unit",
-                       "encoder", "sqrt_div", "memristor_cell", "dac1", "adc2_sense", "cache_bit", "link_bus")
+                       "encoder", "sqrt_div", "memristor_cell", "dac1", "adc2_sense", "cache_bit", "link_bus",
+                       "digital_mac")
 
 
 class HardwareSpec(_Strict):
