@@ -53,8 +53,7 @@ def op_latency(ops, hw: HardwareSpec) -> dict[str, np.ndarray]:
     t = hw.timing
     digital_macs = np.asarray(ops[C.MACS], np.float64) * np.asarray(ops[MC.DIGITAL], bool)
     mac_per_ns = hw.chip.digital_mac_units * hw.components["digital_mac"].rate_hz * 1e-9
-    digital_ns = np.divide(digital_macs, mac_per_ns, out=np.zeros(np.broadcast_shapes(
-        np.shape(digital_macs), np.shape(mac_per_ns))), where=digital_macs > 0)
+    digital_ns = digital_macs / np.maximum(mac_per_ns, 1e-30)  # no unit: mapping put no MACs on it
     return {
         "compute": np.asarray(ops[MC.CYCLES], np.float64) * cycle_ns(hw) + digital_ns,
         "weights": np.asarray(ops[C.WEIGHT_BYTES], np.float64) / t.dense_bw_gb_per_s,
