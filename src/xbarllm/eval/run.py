@@ -47,7 +47,7 @@ def measure(task: str, cfg: SimConfig, limit: int | None = None) -> dict[str, fl
 
     def prepare(model, calibrate: Callable[[], None], tune_ids: Callable[[], torch.Tensor] | None = None) -> None:
         if cfg.tune_steps:  # check() admitted it: a causal LM task, which passes tune_ids
-            tuned(model, TASKS[task][0], tune_ids(), cfg.tune_rtn / cfg.copies**0.5, cfg.tune_steps, runs=cfg.runs)
+            tuned(model, TASKS[task][0], tune_ids(), cfg.per_element(cfg.tune_rtn), cfg.tune_steps, runs=cfg.runs)
         chip = install(model, cfg)
         chip.calibrate(calibrate)
         chips.append(chip)

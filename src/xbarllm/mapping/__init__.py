@@ -18,7 +18,7 @@ import pandas as pd
 from xbarllm.errors import XbarError
 from xbarllm.mapping import columns as MC
 from xbarllm.mapping.area import chip_um2
-from xbarllm.mapping.encoding import digits, digits_of
+from xbarllm.mapping.encoding import digits, digits_of, elements_per_crossbar
 from xbarllm.spec.hardware import HardwareSpec
 from xbarllm.workload import columns as C
 
@@ -46,7 +46,7 @@ def op_mapping(ops, hw) -> dict[str, np.ndarray]:
     array."""
     c = hw.compute
     count, M, K, N = (np.asarray(ops[x], np.int64) for x in (C.COUNT, C.M, C.K, C.N))
-    k_per = c.rows // (c.encoding_s * c.copies)
+    k_per = elements_per_crossbar(c.rows, c.encoding_s, c.copies)
     row_tiles = _ceil_div(K, k_per)
     groups = _ceil_div(M, c.d_c)
     units = count * N * row_tiles

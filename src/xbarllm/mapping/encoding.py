@@ -12,6 +12,11 @@ def base(s: int) -> int:
     return 2 ** (s + 1) - 1
 
 
+def elements_per_crossbar(rows, s, copies=1):
+    """Reduction elements one crossbar column holds: S rows each, repeated `copies` times (arrays broadcast)."""
+    return rows // (s * copies)
+
+
 def digits(s: int, act_bits: int = 8) -> int:
     """Digits (= crossbar cycles) to hold every value of a symmetric act_bits integer.
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from xbarllm.mapping.encoding import elements_per_crossbar
+
 STAGES = ("linear", "head", "attention", "norm")
 
 
@@ -76,14 +78,19 @@ class SimConfig(BaseModel):
 
     @model_validator(mode="after")
     def _copies_fit(self) -> SimConfig:
-        if self.rows // (self.encoding_s * self.copies) < 1:
+        if elements_per_crossbar(self.rows, self.encoding_s, self.copies) < 1:
             raise ValueError(f"copies: {self.copies} copies of {self.encoding_s} rows do not fit in {self.rows} rows")
         return self
 
+    def per_element(self, rtn: float) -> float:
+        """Relative RTN of one element's product term when each resistor has `rtn` and the copies add:
+        rtn / √copies."""
+        return rtn / self.copies**0.5
+
     @property
     def rtn_element(self) -> float:
-        """Relative RTN of one element's product term once its copies add: rtn / √copies."""
-        return self.rtn / self.copies**0.5
+        """`per_element` of the chip's RTN."""
+        return self.per_element(self.rtn)
 
     @model_validator(mode="after")
     def _analog_is_rtn_only(self) -> SimConfig:

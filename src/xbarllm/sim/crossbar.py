@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from xbarllm.mapping.encoding import base
+from xbarllm.mapping.encoding import base, elements_per_crossbar
 from xbarllm.sim.config import SimConfig
 from xbarllm.sim.encoding import cell_energy, encode, n_digits
 from xbarllm.sim.kernel import crossbar
@@ -75,7 +75,7 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     N = w.shape[-1]
     s, r = cfg.encoding_s, cfg.copies
     w = w * r
-    kt = max(1, cfg.rows // (s * r))
+    kt = elements_per_crossbar(cfg.rows, s, r)  # >= 1: SimConfig checks it
     T = -(-K // kt)
     x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
     D = n_digits(s, x_max)
