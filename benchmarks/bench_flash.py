@@ -4,6 +4,8 @@ Targets (issue 5), each printed as ours, target and whether it holds:
 - ours (+bundling) vs naive per-token latency ≥ 4×;
 - bytes read per token ≤ 25 % of dense (naive reads every FFN bundle);
 - perplexity increase ≤ 5 % on the first 8k WikiText-2 tokens at the chosen density.
+Then the ground truth's perplexity by density (`--oracle-densities`) and the bytes per token that even a
+perfect predictor would read at this budget.
 Then the same latency breakdown on a random-weight Llama-3.2-1B-shaped file (speed only).
 Flash files are created under $XBARLLM_CACHE (default ~/.cache/xbarllm) when missing.
 """
@@ -45,6 +47,8 @@ def main() -> int:
     ap.add_argument("--new-tokens", type=int, default=16)
     ap.add_argument("--ppl-tokens", type=int, default=8192)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--oracle-densities", default="0.3,0.4,0.5,0.6",
+                    help="densities at which to measure the ground truth's perplexity ('' to skip)")
     ap.add_argument("--scale", default="llama-3.2-1b", help="random-weight shape for scaling ('' to skip)")
     args = ap.parse_args()
     pd.set_option("display.width", 200)
@@ -70,6 +74,20 @@ def main() -> int:
         engine_row = q[q.setting.str.startswith("(b) predictor + window")].iloc[0]
         _verdict("perplexity increase of the engine's setting", float(engine_row.ppl_increase), "<= 0.05",
                  engine_row.ppl_increase <= 0.05)
+        oracle = float(q.set_index("setting").loc["truth", "ppl_increase"])
+        print(f"bound: the ground truth itself (a perfect predictor) at density {args.density} costs {oracle:+.1%}; "
+              + ("no predictor can meet the target at this density" if oracle > 0.05 else "a predictor could"))
+    if args.ppl_tokens and args.oracle_densities:
+        curve = bench.oracle_curve([float(d) for d in args.oracle_densities.split(",")], args.ppl_tokens)
+        print(f"\nThe ground truth (a perfect predictor, no window) by density, {args.ppl_tokens} tokens:")
+        print(curve.round(4).to_string(index=False))
+        missed = curve[curve.ppl_increase > 0.05]
+        if not missed.empty:  # the perplexity rises as density falls, so the target needs more than this
+            floor = float(missed.density.max())
+            held = float(ours.capacity_fraction)
+            print(f"so <= 5 % needs more than {floor:g} of each layer's neurons per token; the stores hold {held:.3f}, "
+                  f"so even a perfect predictor would read more than {floor - held:.3f} of the FFN per token "
+                  f"(bytes target <= 0.25)")
 
     if args.scale:
         path = _file(args.scale, args.density, args.rank)

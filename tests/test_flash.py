@@ -175,6 +175,9 @@ def test_bench_latency_table(tiny):
     assert summary.config.tolist() == ["naive", "hybrid", "predictor+window", "+bundling"]
     assert summary.loc[0, "bytes_vs_naive"] == 1.0
     assert (summary.dram_fraction <= 1.0).all()
+    cap = summary.set_index("config").capacity_fraction
+    assert cap["naive"] == 0 and 0 < cap["hybrid"] <= 1 and 0 < cap["+bundling"] <= 1
+    assert (summary.held_per_layer <= summary.capacity_fraction * TINY["intermediate_size"]).all()
     assert len(tokens) == 4 * 4
     json.dumps(summary.to_dict("records"))
 

@@ -45,7 +45,7 @@ def latency(path: Path, configs: dict[str, EngineConfig], prompt: torch.Tensor, 
 
     Summary columns are means over the decode tokens, in ms and bytes; `bytes_vs_naive` divides by the
     bytes a naive token reads (every FFN bundle); `dram_fraction` divides the engine's weight bytes by the
-    fp32 model size."""
+    fp32 model size; `capacity_fraction` is the rows of each layer's store over the layer's neurons."""
     rows, tokens = [], []
     for label, cfg in configs.items():
         eng = Engine(path, cfg, verify=False)
@@ -53,7 +53,7 @@ def latency(path: Path, configs: dict[str, EngineConfig], prompt: torch.Tensor, 
             tick = (lambda i, lb=label: progress(lb, i)) if progress else None
             _, st = eng.generate(prompt, new_tokens, on_token=tick)
             dram = eng.dram_bytes()
-            lay, model_bytes, mode = eng.layout, eng.file.model_bytes, eng.reader.mode
+            lay, model_bytes, mode, cap = eng.layout, eng.file.model_bytes, eng.reader.mode, eng.capacity
         finally:
             eng.close()
         dec = st[st.phase == "decode"]
@@ -65,7 +65,8 @@ def latency(path: Path, configs: dict[str, EngineConfig], prompt: torch.Tensor, 
                      "io_gb_per_s": dec.bytes_read.sum() / max(dec.io_ms.sum(), 1e-9) / 1e6,
                      "dram_mib": dram["total"] / 2**20,
                      "dram_fraction": dram["total"] / model_bytes, "budget_fraction": cfg.budget,
-                     "held_per_layer": dec.held_per_layer.mean(), "io_mode": mode})
+                     "held_per_layer": dec.held_per_layer.mean(), "capacity_fraction": cap / lay.d_ff,
+                     "io_mode": mode})
         tokens.append(st.assign(config=label))
     summary = pd.DataFrame(rows)
     naive = summary.loc[summary.config == "naive", "total_ms"]
@@ -140,4 +141,27 @@ def sparsity_quality(path: Path, tokens: int = EVAL_TOKENS, window: int = 4,
                      "precision_dense_inputs": hits0 / picked0, "perplexity": ppl, "ppl_increase": ppl / dense - 1})
         if progress:
             progress(name, n + 1)
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def oracle_curve(densities: list[float], tokens: int = EVAL_TOKENS) -> pd.DataFrame:
+    """Perplexity of SmolLM2 (first `tokens` WikiText-2 test tokens) when each layer keeps only its ground-truth
+    neurons (top `density` |SiLU(g)·u|, thresholds from the first 1024 tokens), per density: the bound that no
+    predictor can beat at that density. Columns: density, perplexity, ppl_increase (vs dense)."""
+    from xbarllm.eval import data
+    from xbarllm.eval.models import smollm2
+    from xbarllm.eval.tasks import perplexity
+
+    tok, model = smollm2()
+    ids = tok(data.wikitext2(), return_tensors="pt").input_ids[0][:tokens]
+    layers = model.model.layers
+    scores = [ffn_parts(layer.mlp, x)[1] for layer, x in zip(layers, ffn_inputs(model, ids[:1024]), strict=True)]
+    dense = perplexity(model, ids)
+    rows = []
+    for density in densities:
+        taus = [quantile_tau(c, density) for c in scores]
+        with masked_ffn(model, lambda i, mlp, x, taus=taus: ffn_parts(mlp, x)[1] > taus[i]):
+            ppl = perplexity(model, ids)
+        rows.append({"density": density, "perplexity": ppl, "ppl_increase": ppl / dense - 1})
     return pd.DataFrame(rows)
