@@ -1,6 +1,7 @@
 """Real models through the crossbar path: hooks, exactness in-model, a 20-pair STS-B smoke run, CLI."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from xbarllm.cli import main
 from xbarllm.eval import data
 from xbarllm.eval.models import minilm
 from xbarllm.eval.run import grid, measure, parse_sweep
-from xbarllm.eval.tasks import embed, spearman
+from xbarllm.eval.tasks import embed, perplexity, spearman
 from xbarllm.sim import SimConfig
 from xbarllm.sim.modules import XbarLinear, XbarNorm, install
 
@@ -66,8 +67,26 @@ def test_calibration_sets_a_full_scale_per_site_and_digit(reference):
 
 def test_stsb_smoke_20_pairs_within_005_of_fp32():
     fp32 = measure("stsb", SimConfig(mode="fp32"), limit=20)["value"]
-    noisy = measure("stsb", SimConfig(rtn=0.05), limit=20)["value"]
+    seen = []
+    noisy = measure("stsb", SimConfig(rtn=0.05), limit=20, progress=lambda d, t: seen.append((d, t)))["value"]
     assert abs(noisy - fp32) / 100 <= 0.05
+    assert seen == [(1, 2), (2, 2)]  # one batch of 20 sentences a side
+
+
+def test_perplexity_reports_each_window_and_matches_one_pass():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    model = LlamaForCausalLM(cfg).eval()
+    ids = torch.randint(0, 64, (41,))
+    seen = []
+    ppl = perplexity(model, ids, window=16, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]  # windows of 16, 16 and 9 tokens
+    with torch.no_grad():
+        nll = sum(float(model(c.unsqueeze(0), labels=c.unsqueeze(0)).loss) * (len(c) - 1) for c in ids.split(16))
+    assert ppl == pytest.approx(math.exp(nll / 38), rel=1e-5)
 
 
 def test_spearman_ranks():

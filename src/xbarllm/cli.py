@@ -334,9 +334,12 @@ def simulate_cmd(
         check(task, cfg)
     rows = []
     with Progress(console=err, transient=True) as bar:
-        job = bar.add_task(f"{task}", total=len(points))
+        job = bar.add_task(f"{task}: configurations", total=len(points))
+        inner = bar.add_task("evaluation pass", total=None)
         for point, cfg in points:
-            rows.append({**point, **measure(task, cfg, limit)})
+            bar.reset(inner, total=None)
+            step = lambda done, total: bar.update(inner, completed=done, total=total)  # noqa: E731
+            rows.append({**point, **measure(task, cfg, limit, step)})
             bar.advance(job)
     frame = pd.DataFrame(rows)
     if out_file is not None:

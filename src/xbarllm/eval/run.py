@@ -38,8 +38,10 @@ def check(task: str, cfg: SimConfig) -> None:
         raise XbarError(f"tune_steps: noise-aware tuning needs a causal LM task (wikitext2), not {task}")
 
 
-def measure(task: str, cfg: SimConfig, limit: int | None = None) -> dict[str, float | int | str]:
-    """Run `task` with products through `cfg`; returns the metric, seconds and softmax overflow count."""
+def measure(task: str, cfg: SimConfig, limit: int | None = None,
+            progress: Callable[[int, int], None] | None = None) -> dict[str, float | int | str]:
+    """Run `task` with products through `cfg`; returns the metric, seconds and softmax overflow count.
+    `progress(done, total)` follows the evaluation pass (batches or 1024-token windows)."""
     from xbarllm.eval import tasks
 
     check(task, cfg)
@@ -55,11 +57,11 @@ def measure(task: str, cfg: SimConfig, limit: int | None = None) -> dict[str, fl
     t0 = time.perf_counter()
     extra: dict[str, float] = {}
     if task == "stsb":
-        value = tasks.run_stsb(prepare, limit)
+        value = tasks.run_stsb(prepare, limit, progress)
     elif task == "sst2":
-        value, extra["fp32_probe_accuracy_pct"] = tasks.run_sst2(prepare, limit)
+        value, extra["fp32_probe_accuracy_pct"] = tasks.run_sst2(prepare, limit, progress=progress)
     else:
-        value = tasks.run_wikitext2(prepare, tokens=limit or 8192)
+        value = tasks.run_wikitext2(prepare, tokens=limit or 8192, progress=progress)
     chip = chips[-1]
     log.info("%s %s -> %.4f", task, cfg.mode, value)
     reconverted = chip.adc.get("reconversions", 0) / max(1, chip.adc.get("conversions", 0))

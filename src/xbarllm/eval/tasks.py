@@ -15,17 +15,21 @@ from xbarllm.eval import data
 from xbarllm.eval.models import minilm, smollm2
 
 Prepare = Callable[..., None]  # prepare(model, calibrate[, tune_ids]): install the simulation mode
+Progress = Callable[[int, int], None] | None  # progress(done, total) of the evaluation pass, in batches or windows
 
 
-def embed(tok, model, sentences: list[str], batch: int = 64) -> torch.Tensor:
+def embed(tok, model, sentences: list[str], batch: int = 64, progress: Progress = None) -> torch.Tensor:
     """Mean-pooled last hidden states (the sentence-transformers recipe), one row per sentence."""
     out = []
+    total = -(-len(sentences) // batch)
     with torch.no_grad():
         for i in range(0, len(sentences), batch):
             enc = tok(sentences[i:i + batch], padding=True, truncation=True, max_length=128, return_tensors="pt")
             h = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).float()
             out.append((h * mask).sum(1) / mask.sum(1))
+            if progress:
+                progress(len(out), total)
     return torch.cat(out)
 
 
@@ -34,7 +38,7 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(pd.Series(a).rank().corr(pd.Series(b).rank()))
 
 
-def run_stsb(prepare: Prepare, limit: int | None = None) -> float:
+def run_stsb(prepare: Prepare, limit: int | None = None, progress: Progress = None) -> float:
     """STS-B test Spearman × 100 of cosine similarity between mean-pooled MiniLM embeddings."""
     a, b, gold = data.stsb("test")
     if limit:
@@ -42,7 +46,8 @@ def run_stsb(prepare: Prepare, limit: int | None = None) -> float:
     tok, model = minilm()
     cal_a, _, _ = data.stsb("dev")
     prepare(model, lambda: embed(tok, model, cal_a[:64]))
-    ea, eb = embed(tok, model, a), embed(tok, model, b)
+    ea = embed(tok, model, a, progress=progress and (lambda d, t: progress(d, 2 * t)))
+    eb = embed(tok, model, b, progress=progress and (lambda d, t: progress(t + d, 2 * t)))
     return 100 * spearman(torch.nn.functional.cosine_similarity(ea, eb).tolist(), gold)
 
 
@@ -64,7 +69,8 @@ def fit_probe(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> torch.nn.Li
     return probe
 
 
-def run_sst2(prepare: Prepare, limit: int | None = None, train_rows: int = 10_000) -> tuple[float, float]:
+def run_sst2(prepare: Prepare, limit: int | None = None, train_rows: int = 10_000,
+             progress: Progress = None) -> tuple[float, float]:
     """SST-2 dev accuracy (%) of a probe trained on fp32 embeddings of a seed-0 train sample.
 
     Returns (accuracy on this mode's embeddings, accuracy on fp32 embeddings).
@@ -88,10 +94,10 @@ def run_sst2(prepare: Prepare, limit: int | None = None, train_rows: int = 10_00
     fp32 = accuracy(embed(tok, ref, dev))
     _, model = minilm()
     prepare(model, lambda: embed(tok, model, text[:64]))
-    return accuracy(embed(tok, model, dev)), fp32
+    return accuracy(embed(tok, model, dev, progress=progress)), fp32
 
 
-def run_wikitext2(prepare: Prepare, tokens: int = 8192, window: int = 1024) -> float:
+def run_wikitext2(prepare: Prepare, tokens: int = 8192, window: int = 1024, progress: Progress = None) -> float:
     """Perplexity of SmolLM2 on the first `tokens` tokens of WikiText-2 test, in disjoint windows."""
     tok, model = smollm2()
     ids = tok(data.wikitext2(), return_tensors="pt").input_ids[0][:tokens]
@@ -99,11 +105,11 @@ def run_wikitext2(prepare: Prepare, tokens: int = 8192, window: int = 1024) -> f
     cal_ids = tok(" ".join(sst2[:40]), return_tensors="pt").input_ids[:, :256]
     tune_ids = lambda: tok(" ".join(sst2[40:]), return_tensors="pt").input_ids[0]  # noqa: E731 (tuning text)
     prepare(model, lambda: model(cal_ids), tune_ids)
-    return perplexity(model, ids, window)
+    return perplexity(model, ids, window, progress)
 
 
 @torch.no_grad()
-def perplexity(model, ids: torch.Tensor, window: int = 1024) -> float:
+def perplexity(model, ids: torch.Tensor, window: int = 1024, progress: Progress = None) -> float:
     """Perplexity of a causal LM on token ids `ids` (1-D), scored in disjoint windows of `window` tokens."""
     nll, count = 0.0, 0
     for s in range(0, len(ids) - 1, window):
@@ -113,4 +119,6 @@ def perplexity(model, ids: torch.Tensor, window: int = 1024) -> float:
         n = chunk.shape[1] - 1
         nll += float(model(chunk, labels=chunk).loss) * n
         count += n
+        if progress:
+            progress(s // window + 1, -(-(len(ids) - 1) // window))
     return float(torch.exp(torch.tensor(nll / count)))
