@@ -1,0 +1,90 @@
+"""`xbarllm simulate MODEL --task …`: accuracy of a real model through the simulated crossbar
+(thin layer over xbarllm.eval)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from xbarllm.errors import XbarError
+
+
+def simulate_cmd(
+    model: Annotated[str, typer.Argument(help="all-minilm-l6-v2 (stsb, sst2) or smollm2-135m (wikitext2)")],
+    task: Annotated[str, typer.Option("--task", help="stsb, sst2 or wikitext2")] = "stsb",
+    s: Annotated[int, typer.Option("--S", help="encoding S: balanced base 2^(S+1)-1")] = 2,
+    noise: Annotated[float, typer.Option("--noise", help="RTN amplitude as a fraction of the signal")] = 0.05,
+    adc_bits: Annotated[int, typer.Option("--adc-bits", help="shared ADC resolution")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="seed of every random draw")] = 0,
+    limit: Annotated[int | None, typer.Option("--limit", help="first N pairs/sentences, or N tokens")] = None,
+    sweep: Annotated[list[str] | None, typer.Option("--sweep", help="AXIS=v1,v2 (repeatable): noise, "
+                                                    "bits_per_cell, stuck_rate, S, adc_bits, seed, ...")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the result table to .csv or .parquet")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the rows as JSON")] = False,
+) -> None:
+    """Accuracy of a real model with every product through the simulated crossbar.
+
+    Without --sweep: fp32, INT8 digital, crossbar without noise and crossbar with noise.
+    """
+    import pandas as pd
+    from pydantic import ValidationError
+    from rich.progress import Progress
+
+    from xbarllm.cli import _check_out, _jsonable, _table, err, out, write_table_atomic
+    from xbarllm.errors import from_validation
+    from xbarllm.eval.data import data_dir
+    from xbarllm.eval.run import TASKS, check, grid, measure, parse_sweep
+    from xbarllm.sim import SimConfig
+
+    _check_out(out_file)
+    if task not in TASKS:
+        raise XbarError(f"--task: unknown task '{task}' (tasks: {', '.join(TASKS)})")
+    if model != TASKS[task][0]:
+        raise XbarError(f"model: task {task} runs on {TASKS[task][0]}, not '{model}'")
+    if noise < 0:
+        raise XbarError(f"--noise: must be >= 0, got {noise}")
+    needed = {"stsb": "stsb/sts-test.csv", "sst2": "sst2/dev.tsv", "wikitext2": "wikitext2/wiki.test.raw"}[task]
+    if not (data_dir() / needed).is_file():
+        raise XbarError(f"{data_dir() / needed}: data file not found (set XBARLLM_DATA)")
+    try:
+        base = SimConfig(encoding_s=s, rtn=noise, adc_bits=adc_bits, seed=seed)
+    except ValidationError as e:
+        flags = {"encoding_s": "--S", "rtn": "--noise", "adc_bits": "--adc-bits"}
+        raise from_validation("simulate", e, flags) from None
+    if sweep:
+        points = list(grid(base, parse_sweep(sweep)))
+    else:
+        points = [({"mode": "fp32", "noise": "-"}, base.model_copy(update={"mode": "fp32"})),
+                  ({"mode": "int8", "noise": "-"}, base.model_copy(update={"mode": "int8"})),
+                  ({"mode": "xbar", "noise": "0"}, base.model_copy(update={"rtn": 0.0})),
+                  ({"mode": "xbar", "noise": str(noise)}, base)]
+    for _, cfg in points:
+        check(task, cfg)
+    rows = []
+    with Progress(console=err, transient=True) as bar:
+        job = bar.add_task(f"{task}: configurations", total=len(points))
+        inner = bar.add_task("evaluation pass", total=None)
+        for point, cfg in points:
+            bar.reset(inner, total=None)
+            step = lambda done, total: bar.update(inner, completed=done, total=total)  # noqa: E731
+            rows.append({**point, **measure(task, cfg, limit, step)})
+            bar.advance(job)
+    frame = pd.DataFrame(rows)
+    if out_file is not None:
+        write_table_atomic(frame, out_file)
+    if as_json:
+        print(json.dumps(rows, default=_jsonable))
+        return
+    out.print(_table(f"{model} on {task} (limit={limit}): {TASKS[task][1]}", [_shown(r) for r in rows]))
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A `simulate` result row as displayed: task and metric go to the title, counters are merged."""
+    hidden = {"task", "metric", "exp_overflow_calls", "exp_calls", "adc_reconverted"}
+    shown = {k: v for k, v in row.items() if k not in hidden}
+    shown["EXP overflows"] = f"{row['exp_overflow_calls']}/{row['exp_calls']}"
+    shown["reconverted"] = f"{row['adc_reconverted']:.1e}"
+    return shown
