@@ -67,9 +67,9 @@ def simulate_cmd(
     with Progress(console=err, transient=True) as bar:
         job = bar.add_task(f"{task}: configurations", total=len(points))
         inner = bar.add_task("evaluation pass", total=None)
+        step = lambda done, total: bar.update(inner, completed=done, total=total)  # noqa: E731
         for point, cfg in points:
             bar.reset(inner, total=None)
-            step = lambda done, total: bar.update(inner, completed=done, total=total)  # noqa: E731
             rows.append({**point, **measure(task, cfg, limit, step)})
             bar.advance(job)
     frame = pd.DataFrame(rows)

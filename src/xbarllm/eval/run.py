@@ -57,7 +57,7 @@ def measure(task: str, cfg: SimConfig, limit: int | None = None,
     t0 = time.perf_counter()
     extra: dict[str, float] = {}
     if task == "stsb":
-        value = tasks.run_stsb(prepare, limit, progress)
+        value = tasks.run_stsb(prepare, limit, progress=progress)
     elif task == "sst2":
         value, extra["fp32_probe_accuracy_pct"] = tasks.run_sst2(prepare, limit, progress=progress)
     else:
