@@ -130,7 +130,7 @@ def generate_cmd(
 
 _SHOWN = {"config": "config", "io_ms": "I/O ms", "mm_ms": "mem ms", "compute_ms": "compute ms", "total_ms": "ms",
           "mib_per_token": "MiB read", "bytes_vs_naive": "vs naive", "io_gb_per_s": "GB/s",
-          "dram_fraction": "DRAM/model", "speedup_vs_naive": "speedup"}
+          "dram_fraction": "DRAM/model", "capacity_fraction": "store/layer", "speedup_vs_naive": "speedup"}
 
 
 @flash_app.command("bench")
