@@ -25,7 +25,11 @@ test: $(STAMP)
 	# pytest exits 5 when no tests are collected; that is not a failure.
 	$(PY) -m pytest -q || { rc=$$?; if [ $$rc -eq 5 ]; then echo 'no tests collected'; else exit $$rc; fi; }
 
-bench-sim: $(STAMP)
+$(VENV)/.aihwkit-stamp: $(STAMP)
+	$(PY) -m pip install -q -e '.[aihwkit]'
+	touch $@
+
+bench-sim: $(VENV)/.aihwkit-stamp
 	$(PY) benchmarks/bench_sim.py
 
 bench-flash: $(STAMP)
