@@ -137,6 +137,24 @@ def test_simulate_bad_input(capsys, args, needle):
     assert needle in err and err.count("\n") == 1
 
 
+def test_simulate_keeps_the_rows_measured_before_a_failure(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_measure(task, cfg, limit, progress):
+        calls.append(cfg.rtn)
+        if len(calls) == 2:
+            raise XbarError("second configuration failed")
+        return {"task": task, "metric": "spearman", "value": 1.0, "seconds": 0.0, "exp_overflow_calls": 0,
+                "exp_calls": 0, "adc_reconverted": 0.0}
+
+    monkeypatch.setattr("xbarllm.eval.run.measure", fake_measure)
+    path = tmp_path / "sweep.csv"
+    code = main(["simulate", "all-minilm-l6-v2", "--sweep", "noise=0,0.05,0.25", "--out", str(path)])
+    assert code == 2 and "second configuration failed" in capsys.readouterr().err
+    assert calls == [0.0, 0.05]
+    assert len(path.read_text().splitlines()) == 2  # header + the first configuration's row
+
+
 def test_simulate_sweep_writes_a_tidy_table(tmp_path, capsys):
     path = tmp_path / "sweep.csv"
     code = main(["simulate", "all-minilm-l6-v2", "--limit", "8", "--sweep", "noise=0,0.05",

@@ -22,7 +22,8 @@ def simulate_cmd(
     limit: Annotated[int | None, typer.Option("--limit", help="first N pairs/sentences, or N tokens")] = None,
     sweep: Annotated[list[str] | None, typer.Option("--sweep", help="AXIS=v1,v2 (repeatable): noise, "
                                                     "bits_per_cell, stuck_rate, S, adc_bits, seed, ...")] = None,
-    out_file: Annotated[Path | None, typer.Option("--out", help="write the result table to .csv or .parquet")] = None,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="write the result table to .csv or .parquet (after each configuration)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the rows as JSON")] = False,
 ) -> None:
     """Accuracy of a real model with every product through the simulated crossbar.
@@ -71,10 +72,9 @@ def simulate_cmd(
         for point, cfg in points:
             bar.reset(inner, total=None)
             rows.append({**point, **measure(task, cfg, limit, step)})
+            if out_file is not None:  # rewritten after each configuration, so a long sweep keeps what it measured
+                write_table_atomic(pd.DataFrame(rows), out_file)
             bar.advance(job)
-    frame = pd.DataFrame(rows)
-    if out_file is not None:
-        write_table_atomic(frame, out_file)
     if as_json:
         print(json.dumps(rows, default=_jsonable))
         return
