@@ -25,7 +25,7 @@ from xbarllm.sim.modules import install
 RTN = 0.05
 
 
-def timed(fn) -> tuple[float, torch.Tensor]:
+def timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
