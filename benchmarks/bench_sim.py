@@ -18,7 +18,7 @@ import torch
 
 from xbarllm.eval import data
 from xbarllm.eval.models import minilm
-from xbarllm.eval.tasks import embed, spearman
+from xbarllm.eval.tasks import embed, stsb_score
 from xbarllm.sim import SimConfig
 from xbarllm.sim.modules import install
 
@@ -33,8 +33,7 @@ def timed(fn) -> tuple[float, object]:
 
 def score(emb: torch.Tensor, gold: list[float]) -> float:
     """STS-B Spearman × 100 from the embeddings of [sentences a; sentences b]."""
-    n = len(gold)
-    return 100 * spearman(torch.nn.functional.cosine_similarity(emb[:n], emb[n:]).tolist(), gold)
+    return stsb_score(emb[: len(gold)], emb[len(gold):], gold)
 
 
 def aihwkit_model(noise: float):

@@ -38,6 +38,11 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(pd.Series(a).rank().corr(pd.Series(b).rank()))
 
 
+def stsb_score(ea: torch.Tensor, eb: torch.Tensor, gold: list[float]) -> float:
+    """STS-B Spearman × 100 between the cosine similarities of paired embeddings and the gold scores."""
+    return 100 * spearman(torch.nn.functional.cosine_similarity(ea, eb).tolist(), gold)
+
+
 def run_stsb(prepare: Prepare, limit: int | None = None, progress: Progress = None) -> float:
     """STS-B test Spearman × 100 of cosine similarity between mean-pooled MiniLM embeddings."""
     a, b, gold = data.stsb("test")
@@ -48,7 +53,7 @@ def run_stsb(prepare: Prepare, limit: int | None = None, progress: Progress = No
     prepare(model, lambda: embed(tok, model, cal_a[:64]))
     ea = embed(tok, model, a, progress=progress and (lambda d, t: progress(d, 2 * t)))
     eb = embed(tok, model, b, progress=progress and (lambda d, t: progress(t + d, 2 * t)))
-    return 100 * spearman(torch.nn.functional.cosine_similarity(ea, eb).tolist(), gold)
+    return stsb_score(ea, eb, gold)
 
 
 def fit_probe(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> torch.nn.Linear:

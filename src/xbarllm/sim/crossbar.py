@@ -74,7 +74,6 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     G, M, K = x.shape
     N = w.shape[-1]
     s, r = cfg.encoding_s, cfg.copies
-    w = w * r
     kt = elements_per_crossbar(cfg.rows, s, r)  # >= 1: SimConfig checks it
     T = -(-K // kt)
     x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
@@ -82,7 +81,7 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     b = base(s)
     if x.numel() and float(x.abs().max()) > (b**D - 1) // 2:
         raise ValueError(f"{D} base-{b} digits cannot hold values up to {int(x.abs().max())}")
-    w_max = int(w.abs().max().item()) if w.numel() else 0
+    w_max = r * int(w.abs().max().item()) if w.numel() else 0
     lsb = adc_lsb(cfg, kt, max(w_max, 1), D, fullscale)
     if lsb is None:  # no ADC: the kernel skips quantisation when lsb <= 0
         lsb = torch.zeros(T, D)
@@ -94,7 +93,7 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     full = lsb * (2**cfg.adc_bits - 1) if cfg.adc_bits is not None else lsb
     if observed is not None:
         rows = max(1, _CHUNK_ELEMENTS // max(1, 2 * G * T * D * N))  # bound the memory of the column sums
-        peaks = [_column_peaks(x[:, m0:m0 + rows], w, s, kt, D, cfg.adc_clip_quantile) for m0 in range(0, M, rows)]
+        peaks = [_column_peaks(x[:, m0:m0 + rows], w * r, s, kt, D, cfg.adc_clip_quantile) for m0 in range(0, M, rows)]
         observed.append(torch.tensor(peaks).amax(0).tolist() if peaks else [[0.0] * D] * T)
     coarse = None
     if cfg.adc_bits is not None and cfg.adc_overrange == "reconvert":
@@ -102,8 +101,8 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         step = adc_lsb(cfg, kt, max(w_max, 1), D, worst).expand(T, D).contiguous()
         coarse = (step.numpy(), (step * (2**cfg.adc_bits - 1)).numpy())
     key = int(torch.randint(0, 2**62, (), generator=gen)) if cfg.rtn else 0
-    out, over = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), cell_energy(s), b, D, kt,
-                         cfg.rtn_element, key, lsb.numpy(), full.numpy(), coarse)
+    out, over = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), cell_energy(s), s, D, kt,
+                         cfg.rtn_element, key, lsb.numpy(), full.numpy(), coarse, r)
     if stats is not None:
         stats["conversions"] = stats.get("conversions", 0) + 2 * G * M * T * D * N
         stats["reconversions"] = stats.get("reconversions", 0) + over
