@@ -9,10 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xbarllm.mapping.encoding import base, digits
-from xbarllm.sim import SimConfig, xbar_matmul
+from xbarllm.sim import SimConfig, kernel, xbar_matmul
 from xbarllm.sim.crossbar import adc_lsb
 from xbarllm.sim.encoding import decode, encode, n_digits
 from xbarllm.sim.faults import misread_probability, stored_weights
+from xbarllm.sim.kernel import _int8_path
 from xbarllm.sim.rng import normal_draws
 
 
@@ -189,17 +190,22 @@ def test_copies_are_a_weight_copies_times_larger_in_a_copies_times_shorter_tile(
        st.sampled_from([None, 3, 8]), st.sampled_from(["clip", "reconvert"]), st.sampled_from([1, 2, 8]),
        st.sampled_from([8, 11]), st.integers(0, 2**31 - 1))
 def test_int8_gemm_path_equals_the_per_row_kernel_bit_for_bit(s, M, K, N, rtn, bits, over, copies, act_bits, seed):
-    # One group takes the int8 GEMM path; group 0 of two identical groups takes the per-row kernel, and both
-    # draw group 0's noise from the same streams. Zero-heavy activations exercise the skipped digit slices.
+    # One group takes the int8 GEMM path (tiles of 64 elements here); group 0 of two identical groups takes the
+    # per-row kernel, and both draw group 0's noise from the same streams. Zero-heavy activations exercise the
+    # skipped digit slices.
     g = torch.Generator().manual_seed(seed)
     top = 2 ** (act_bits - 1) - 1
     x = torch.randint(-top, top + 1, (1, M, K), generator=g).float() * (torch.rand(1, M, K, generator=g) < 0.7)
     w = torch.randint(-127, 128, (1, K, N), generator=g).float()
-    cfg = SimConfig(encoding_s=s, adc_bits=bits, adc_policy="worst_case", adc_fullscale=0.1, adc_overrange=over,
-                    rtn=rtn, copies=copies, act_bits=act_bits)
+    cfg = SimConfig(encoding_s=s, rows=64 * s * copies, adc_bits=bits, adc_policy="worst_case", adc_fullscale=0.1,
+                    adc_overrange=over, rtn=rtn, copies=copies, act_bits=act_bits)
     one, two = {}, {}
-    a = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(seed), stats=one)
-    b = xbar_matmul(x.expand(2, M, K), w.expand(2, K, N), cfg, torch.Generator().manual_seed(seed), stats=two)
+    calls = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernel, "_int8_path", lambda *a: calls.append(1) or _int8_path(*a))
+        a = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(seed), stats=one)
+        b = xbar_matmul(x.expand(2, M, K), w.expand(2, K, N), cfg, torch.Generator().manual_seed(seed), stats=two)
+    assert calls == [1]
     assert torch.equal(a[0], b[0])
     if rtn == 0:
         assert torch.equal(b[1], b[0]) and two["reconversions"] == 2 * one["reconversions"]

@@ -3,10 +3,10 @@ on two paths.
 
 - `_crossbar` (any group count): each block of output rows walks the weight tiles once (while they are in
   cache), skips zero digits (no resistor conducts) and keeps every column sum in a row-sized buffer.
-- The int8 path (one group, |w| <= 127: the Linears): per tile, torch's int8 GEMM gives every digit's
-  column sums and RTN variances as exact integers, and `_convert_tile` adds noise, converts and
-  accumulates. On CPUs with VNNI an int8 GEMM runs ~9x faster than fp32 (2048x384x1536: 2.3 ms vs
-  21.9 ms on one thread here), so the six GEMMs per tile cost about 2x one fp32 product.
+- The int8 path (one group, |w| <= 127, tiles of 64+ elements: the Linears without copies): per tile,
+  torch's int8 GEMM gives every digit's column sums and RTN variances as exact integers, and
+  `_convert_tile` adds noise, converts and accumulates. On CPUs with VNNI an int8 GEMM runs ~9x faster
+  than fp32 (2048x384x1536: 2.3 ms vs 21.9 ms on one thread here).
 
 Both draw the noise of a column pair from the stream numbered by (group, tile, digit, row), so numbers do
 not depend on the thread count or on the path.
@@ -26,6 +26,7 @@ from xbarllm.sim.encoding import encode
 from xbarllm.sim.rng import _F, _GAMMA, _K, _W, _fill_normals, _mix
 
 _ROWS = 16  # output rows per parallel task
+_INT8_MIN_TILE = 64  # shorter tiles (copies > 1) stay per row: GEMM outputs outgrow the work (copies 8: 1.6x slower)
 _CHUNK_BYTES = 1 << 22  # int8 path: GEMM outputs held per tile and row chunk (4 MB; fastest of 2^18..2^25 here)
 
 
@@ -249,7 +250,7 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     b = base(s)
     out = np.empty((x.shape[0], x.shape[1], w.shape[-1]))
     lsb2, full2 = coarse if coarse is not None else (np.zeros_like(lsb), np.zeros_like(full))
-    int8 = x.shape[0] == 1 and w.size and np.abs(w).max() <= 127 and energy.max() <= 127
+    int8 = x.shape[0] == 1 and kt >= _INT8_MIN_TILE and w.size and np.abs(w).max() <= 127 and energy.max() <= 127
     if int8:
         return out, _int8_path(x, w, energy, s, b, digits, kt, copies, rtn, key, lsb, full, lsb2, full2, out)
     w = w * copies
