@@ -75,7 +75,6 @@ def _convert(zp, zm, vp, vm, eps, rtn, key, stream, step, top, step2, top2, quan
     noisy = rtn > 0
     if noisy:
         _fill_normals(_mix(key ^ stream * _GAMMA), eps, k, w, f)
-    if noisy:
         for n in range(acc.shape[0]):
             zp[n] += np.sqrt(vp[n]) * rtn * eps[2 * n]
             zm[n] += np.sqrt(vm[n]) * rtn * eps[2 * n + 1]
@@ -252,7 +251,8 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     lsb2, full2 = coarse if coarse is not None else (np.zeros_like(lsb), np.zeros_like(full))
     int8 = x.shape[0] == 1 and kt >= _INT8_MIN_TILE and w.size and np.abs(w).max() <= 127 and energy.max() <= 127
     if int8:
-        return out, _int8_path(x, w, energy, s, b, digits, kt, copies, rtn, key, lsb, full, lsb2, full2, out)
+        over = _int8_path(x, w, energy, s, b, digits, kt, copies, rtn, key, lsb, full, lsb2, full2, out)
+        return out, over
     w = w * copies
     w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
     over = np.zeros(x.shape[0] * -(-x.shape[1] // _ROWS), dtype=np.int64)
