@@ -1,6 +1,8 @@
 """Crossbar numerics: encoding round trip, exactness vs integer matmul, noise statistics, faults."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -351,3 +353,13 @@ def test_analog_mode_adds_the_rtn_model_error_to_exact_products():
         SimConfig(mode="analog", stuck_rate=1e-3)
     with pytest.raises(ValidationError, match="copies: 40 copies of 2 rows do not fit in 64 rows"):
         SimConfig(encoding_s=2, rows=64, copies=40)
+
+
+def test_products_keep_the_callers_thread_count():
+    # Launching numba's OpenMP pool (the first parallel product in a process) resets the process's OpenMP
+    # thread count to every core; a caller who asked torch for one thread must still get one, in a new process.
+    code = ("import torch, numba\ntorch.set_num_threads(1)\nfrom xbarllm.sim import SimConfig, xbar_matmul\n"
+            "for g in (2, 1):\n    xbar_matmul(torch.ones(g, 4, 8), torch.ones(g, 8, 3), SimConfig())\n"
+            "print(torch.get_num_threads(), numba.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "1"]

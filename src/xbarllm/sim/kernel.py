@@ -245,7 +245,10 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     the worst-case range if that is narrower, and counted. Column sums are exact in float32 below
     2^24. Runs on as many threads as torch uses.
     """
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    if torch.get_num_threads() != threads:  # launching numba's OpenMP pool resets the process's thread count
+        torch.set_num_threads(threads)
     b = base(s)
     out = np.empty((x.shape[0], x.shape[1], w.shape[-1]))
     lsb2, full2 = coarse if coarse is not None else (np.zeros_like(lsb), np.zeros_like(full))
