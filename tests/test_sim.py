@@ -16,7 +16,7 @@ from xbarllm.sim.crossbar import adc_lsb
 from xbarllm.sim.encoding import decode, encode, n_digits
 from xbarllm.sim.faults import misread_probability, stored_weights
 from xbarllm.sim.kernel import _int8_path
-from xbarllm.sim.rng import normal_draws
+from xbarllm.sim.rng import log_cos_sin, normal_draws
 
 
 @pytest.mark.parametrize("s", range(1, 9))
@@ -214,8 +214,10 @@ def test_int8_gemm_path_equals_the_per_row_kernel_bit_for_bit(s, M, K, N, rtn, b
 
 
 def test_noise_draws_are_standard_normal():
-    # Kolmogorov-Smirnov distance to Φ, and the tail masses the ziggurat's layers and tail branch produce.
-    x = np.sort(normal_draws(12345, 400_000))
+    # Kolmogorov-Smirnov distance to Φ, and the tail masses; the pairs' members are uncorrelated.
+    pairs = normal_draws(12345, 200_000).reshape(-1, 2).astype(np.float64)
+    assert abs(np.corrcoef(pairs.T)[0, 1]) < 5 / math.sqrt(len(pairs))
+    x = np.sort(pairs.ravel())
     cdf = 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
     n = len(x)
     ks = max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n))
@@ -224,6 +226,20 @@ def test_noise_draws_are_standard_normal():
         expect = math.erfc(z / math.sqrt(2))
         assert np.mean(np.abs(x) > z) == pytest.approx(expect, rel=5 * math.sqrt(1 / (n * expect)))
     assert abs(x.mean()) < 5 / math.sqrt(n) and x.std() == pytest.approx(1, abs=5 / math.sqrt(2 * n))
+
+
+def test_box_muller_functions_match_libm():
+    # ln u over u's whole range (every binade the kernel's u can reach) and cos/sin 2πt over [0, 1].
+    rng = np.random.default_rng(0)
+    u = np.concatenate([rng.random(1_000_000), 2.0 ** -rng.uniform(0, 33, 1_000_000), [2.0**-33, 0.5, 1.0]])
+    t = np.concatenate([rng.random(1_000_000), np.linspace(0, 1, 100_001)])
+    n = max(len(u), len(t))
+    u, t = np.resize(u, n).astype(np.float32), np.resize(t, n).astype(np.float32)
+    ln, c, s = log_cos_sin(u, t).astype(np.float64)
+    ref = np.log(u.astype(np.float64))
+    assert np.max(np.abs(ln - ref) / np.maximum(np.abs(ref), 1)) < 1.5e-7  # float32's half ulp is 6e-8
+    angle = 2 * np.pi * t.astype(np.float64)
+    assert np.max(np.abs(c - np.cos(angle))) < 2e-7 and np.max(np.abs(s - np.sin(angle))) < 2e-7
 
 
 def test_same_seed_same_numbers():

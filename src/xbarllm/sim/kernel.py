@@ -23,7 +23,7 @@ from numba import njit, prange
 
 from xbarllm.mapping.encoding import base
 from xbarllm.sim.encoding import encode
-from xbarllm.sim.rng import _F, _GAMMA, _K, _W, _fill_normals, _mix
+from xbarllm.sim.rng import _GAMMA, _mix, _normal_pair
 
 _ROWS = 16  # output rows per parallel task
 _INT8_MIN_TILE = 64  # shorter tiles (copies > 1) stay per row: GEMM outputs outgrow the work (copies 8: 1.6x slower)
@@ -69,15 +69,15 @@ def _adc(z, step, top, step2, top2):
 
 
 @njit(inline="always")
-def _convert(zp, zm, vp, vm, eps, rtn, key, stream, step, top, step2, top2, quantise, acc, k, w, f):
-    """Convert one row's '+'/'-' column sums zp, zm (variances vp, vm; noise from `stream` of `key` if rtn > 0):
-    acc += q⁺ - q⁻. Returns the number of sums converted twice."""
-    noisy = rtn > 0
-    if noisy:
-        _fill_normals(_mix(key ^ stream * _GAMMA), eps, k, w, f)
+def _convert(zp, zm, vp, vm, rtn, key, stream, step, top, step2, top2, quantise, acc):
+    """Convert one row's '+'/'-' column sums zp, zm (variances vp, vm; with rtn > 0, column n's noise is normal
+    pair n of `stream` of `key`): acc += q⁺ - q⁻. Returns the number of sums converted twice."""
+    if rtn > 0:
+        state = _mix(key ^ stream * _GAMMA)
         for n in range(acc.shape[0]):
-            zp[n] += np.sqrt(vp[n]) * rtn * eps[2 * n]
-            zm[n] += np.sqrt(vm[n]) * rtn * eps[2 * n + 1]
+            ep, em = _normal_pair(state, n)
+            zp[n] += np.sqrt(vp[n]) * rtn * ep
+            zm[n] += np.sqrt(vm[n]) * rtn * em
     over = 0
     if not quantise:
         for n in range(acc.shape[0]):
@@ -96,18 +96,17 @@ def _convert(zp, zm, vp, vm, eps, rtn, key, stream, step, top, step2, top2, quan
 
 @njit
 def _shift_add(acc, b, out):
-    """out[i, n] = Σ_p b^p acc[i, p, n] in float64 (acc: rows × digits × N tile sums)."""
+    """out[i, n] = Σ_p b^p acc[i, p, n] in float64, added in order of p (acc: rows × digits × N tile sums)."""
     for i in range(acc.shape[0]):
-        for n in range(acc.shape[2]):
-            s = 0.0
-            for p in range(acc.shape[1]):
-                s += np.float64(b) ** p * np.float64(acc[i, p, n])
-            out[i, n] = s
+        out[i] = 0.0
+        for p in range(acc.shape[1]):
+            bp = np.float64(b) ** p
+            for n in range(acc.shape[2]):
+                out[i, n] += bp * np.float64(acc[i, p, n])
 
 
 @njit(parallel=True, cache=True)
-def _crossbar(x, w_pos, w_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over,
-              k, w, f):
+def _crossbar(x, w_pos, w_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over):
     G, M, K = x.shape
     N = w_pos.shape[-1]
     T = (K + kt - 1) // kt
@@ -127,7 +126,6 @@ def _crossbar(x, w_pos, w_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2,
         tile_sum = np.zeros((rows, digits, N), dtype=np.float32)
         zp, zm = np.empty(N, dtype=np.float32), np.empty(N, dtype=np.float32)
         vp, vm = np.zeros(N, dtype=np.float32), np.zeros(N, dtype=np.float32)
-        eps = np.empty(2 * N, dtype=np.float32)
         for t in range(T):
             for i in range(rows):
                 for p in range(digits):
@@ -151,14 +149,13 @@ def _crossbar(x, w_pos, w_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2,
                     if conducting == 0:  # every column sum is exactly 0 and converts to 0
                         continue
                     stream = np.uint64((g * T + t) * digits * M + p * M + m0 + i)
-                    over[gb] += _convert(zp, zm, vp, vm, eps, rtn, key, stream, lsb[t, p], full[t, p], lsb2[t, p],
-                                         full2[t, p], quantise, tile_sum[i, p], k, w, f)
+                    over[gb] += _convert(zp, zm, vp, vm, rtn, key, stream, lsb[t, p], full[t, p], lsb2[t, p],
+                                         full2[t, p], quantise, tile_sum[i, p])
         _shift_add(tile_sum, b, out[g, m0:m0 + rows])
 
 
 @njit(parallel=True, cache=True)
-def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2, top2, quantise, acc, over,
-                  k, w, f):
+def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2, top2, quantise, acc, over):
     """One tile of the int8 path for R rows: sa = |A|·|W| and sd = A·W (D, R, N) give z± = r(sa ± sd)/2; with
     noise, va = E·W² and vd = (E·sgn A)·(sgn W·W²) as 7-bit halves [hi | lo] (D, R, 2N) give v± = r²(va ± vd)/2;
     nz (D, R) marks digit slices where some resistor conducts. acc (R, D, N) += q⁺ - q⁻, over (R,) += reconversions.
@@ -169,22 +166,21 @@ def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2,
     for i in prange(R):
         zp, zm = np.empty(N, dtype=np.float32), np.empty(N, dtype=np.float32)
         vp, vm = np.zeros(N, dtype=np.float32), np.zeros(N, dtype=np.float32)
-        eps = np.empty(2 * N, dtype=np.float32)
         for p in range(D):
             if not nz[p, i]:  # every column sum is exactly 0 and converts to 0
                 continue
-            for n in range(N):
+            for n in range(N):  # s ± d = 2z± >= 0, so the shifts divide exactly
                 s, d = np.int64(sa[p, i, n]), np.int64(sd[p, i, n])
-                zp[n] = r * np.float32((s + d) // 2)
-                zm[n] = r * np.float32((s - d) // 2)
+                zp[n] = r * np.float32((s + d) >> 1)
+                zm[n] = r * np.float32((s - d) >> 1)
             if noisy:
                 for n in range(N):
                     vs = 128 * np.int64(va[p, i, n]) + va[p, i, N + n]
                     vdf = 128 * np.int64(vd[p, i, n]) + vd[p, i, N + n]
-                    vp[n] = r2 * np.float32((vs + vdf) // 2)
-                    vm[n] = r2 * np.float32((vs - vdf) // 2)
-            over[i] += _convert(zp, zm, vp, vm, eps, rtn, key, np.uint64(stream0 + p * M + i), step[p], top[p],
-                                step2[p], top2[p], quantise, acc[i, p], k, w, f)
+                    vp[n] = r2 * np.float32((vs + vdf) >> 1)
+                    vm[n] = r2 * np.float32((vs - vdf) >> 1)
+            over[i] += _convert(zp, zm, vp, vm, rtn, key, np.uint64(stream0 + p * M + i), step[p], top[p],
+                                step2[p], top2[p], quantise, acc[i, p])
 
 
 def _int8_path(x, w, energy, s, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, out):
@@ -224,7 +220,7 @@ def _int8_path(x, w, energy, s, b, digits, kt, r, rtn, key, lsb, full, lsb2, ful
             nz = (a != 0).any(-1).view(digits, R).numpy()
             _convert_tile(*(v.view(digits, R, -1).numpy() for v in (sa, sd, va, vd)), nz, np.float32(r),
                           np.float32(rtn), np.uint64(key), t * digits * M + m0, M, lsb[t], full[t], lsb2[t],
-                          full2[t], quantise, acc[m0:m0 + R], over[m0:m0 + R], _K, _W, _F)
+                          full2[t], quantise, acc[m0:m0 + R], over[m0:m0 + R])
     _shift_add(acc, b, out[0])
     return int(over.sum())
 
@@ -260,5 +256,5 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
     over = np.zeros(x.shape[0] * -(-x.shape[1] // _ROWS), dtype=np.int64)
     _crossbar(x, w_pos, w_neg, energy, b, digits, kt, np.float32(rtn),
-              np.uint64(key), lsb, full, lsb2, full2, out, over, _K, _W, _F)
+              np.uint64(key), lsb, full, lsb2, full2, out, over)
     return out, int(over.sum())
