@@ -22,7 +22,6 @@ import torch
 from numba import njit, prange
 
 from xbarllm.mapping.encoding import base
-from xbarllm.sim.encoding import encode
 from xbarllm.sim.rng import _GAMMA, _mix, _normal_pair
 
 _ROWS = 16  # output rows per parallel task
@@ -94,6 +93,75 @@ def _convert(zp, zm, vp, vm, rtn, key, stream, step, top, step2, top2, quantise,
     return over
 
 
+@njit(inline="always")
+def _digits(row, b, rest, out):
+    """Balanced base-b digits of an integer-valued row, least significant first, into out (digits, K); rest is a
+    float64 buffer of K. b is odd, so rest / b is never within float64's error of a half: rint(rest · (1/b)) is
+    the exact nearest quotient."""
+    inv = 1.0 / b
+    for k in range(row.shape[0]):
+        rest[k] = row[k]
+    for p in range(out.shape[0]):
+        for k in range(row.shape[0]):
+            q = np.rint(rest[k] * inv)
+            out[p, k] = rest[k] - b * q
+            rest[k] = q
+
+
+@njit(parallel=True, cache=True)
+def _energy_planes(d, energy, da, e, es, nz):
+    """|d|, e = energy[|d|] (a tuple) and e·sgn d, row by row, and nz: whether a row has a non-zero digit."""
+    for r in prange(d.shape[0]):
+        bits = np.int8(0)
+        for k in range(d.shape[1]):
+            v = d[r, k]
+            a, en = abs(v), np.int8(0)
+            for j in range(len(energy)):  # a select per entry of the table: LLVM unrolls and vectorises it
+                en = energy[j] if a == j else en
+            da[r, k], e[r, k] = a, en
+            es[r, k] = -en if v < 0 else en
+            bits |= v
+        nz[r] = bits != 0
+
+
+@njit(parallel=True, cache=True)
+def _digit_planes(x, b, digits, kt, T, rows, energy):
+    """The int8 path's activation operands for x (M, K): per tile t, a (T, M·D, kt) plane of digits d whose
+    rows for chunk m0:m0+R (R <= rows) are contiguous and digit-major, [m0·D + p·R + j] for row m0 + j; the
+    same for |d|, e = energy[|d|] (a tuple) and e·sgn d; and nz (T, M·D): whether any digit of a slice is
+    non-zero."""
+    M, K = x.shape
+    d = np.zeros((T, M * digits, kt), dtype=np.int8)
+    for m in prange(M):
+        m0 = m - m % rows
+        dig, rest = np.empty((digits, K), dtype=np.int8), np.empty(K)
+        _digits(x[m], b, rest, dig)
+        for p in range(digits):
+            r = m0 * digits + p * min(rows, M - m0) + m - m0
+            for t in range(T):
+                d[t, r, :min(kt, K - t * kt)] = dig[p, t * kt:(t + 1) * kt]
+    da, e, es = np.empty_like(d), np.empty_like(d), np.empty_like(d)
+    nz = np.empty((T, M * digits), dtype=np.bool_)
+    _energy_planes(d.reshape(-1, kt), energy, da.reshape(-1, kt), e.reshape(-1, kt), es.reshape(-1, kt), nz.reshape(-1))
+    return d, da, e, es, nz
+
+
+@njit(cache=True)
+def _weight_planes(w, kt, T, squares):
+    """The int8 path's weight operands for w (K, N), zero-padded to T tiles of kt rows: w, |w| (T, kt, N) and,
+    if `squares`, w² in 7-bit halves [w² >> 7 | w² & 127], unsigned and with w's sign (T, kt, 2N)."""
+    K, N = w.shape
+    wi, hl, hls = np.zeros((T * kt, N), np.int8), np.zeros((T * kt, 2 * N), np.int8), np.zeros((T * kt, 2 * N), np.int8)
+    wi[:K] = w.astype(np.int8)
+    for k in range(K if squares else 0):
+        for n in range(N):
+            v = np.int32(wi[k, n])
+            hi, lo = np.int8(v * v >> 7), np.int8(v * v & 127)
+            hl[k, n], hl[k, N + n] = hi, lo
+            hls[k, n], hls[k, N + n] = (-hi, -lo) if v < 0 else (hi, lo)
+    return wi.reshape(T, kt, N), np.abs(wi).reshape(T, kt, N), hl.reshape(T, kt, 2 * N), hls.reshape(T, kt, 2 * N)
+
+
 @njit
 def _shift_add(acc, b, out):
     """out[i, n] = Σ_p b^p acc[i, p, n] in float64, added in order of p (acc: rows × digits × N tile sums)."""
@@ -116,13 +184,9 @@ def _crossbar(x, w_pos, w_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2,
     for gb in prange(G * blocks):
         g, m0 = gb // blocks, (gb % blocks) * _ROWS
         rows = min(_ROWS, M - m0)
-        dig = np.empty((rows, digits, K), dtype=np.int64)
+        dig, rest = np.empty((rows, digits, K), dtype=np.int64), np.empty(K)
         for i in range(rows):
-            rest = x[g, m0 + i].astype(np.float64)
-            for p in range(digits):  # balanced base-b digits: b is odd, so rest / b is never halfway
-                q = np.rint(rest / b)
-                dig[i, p] = (rest - b * q).astype(np.int64)
-                rest = q
+            _digits(x[g, m0 + i], b, rest, dig[i])
         tile_sum = np.zeros((rows, digits, N), dtype=np.float32)
         zp, zm = np.empty(N, dtype=np.float32), np.empty(N, dtype=np.float32)
         vp, vm = np.zeros(N, dtype=np.float32), np.zeros(N, dtype=np.float32)
@@ -183,24 +247,17 @@ def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2,
                                 step2[p], top2[p], quantise, acc[i, p])
 
 
-def _int8_path(x, w, energy, s, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, out):
+def _int8_path(x, w, energy, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, out):
     """The int8 path of `crossbar` for one group (x: 1 × M × K, w: 1 × K × N, |w| <= 127); returns the count of
     sums converted twice."""
     _, M, K = x.shape
     N, T = w.shape[-1], -(-K // kt)
-    pad = T * kt - K
-    dig = encode(torch.from_numpy(x[0]), s, digits).to(torch.int8)  # (D, M, K)
-    dig = torch.nn.functional.pad(dig, (0, pad)).view(digits, M, T, kt)
-    wi = torch.nn.functional.pad(torch.from_numpy(w[0]), (0, 0, 0, pad)).to(torch.int8).view(T, kt, N)
-    wa, noisy = wi.abs(), rtn > 0
-    if noisy:  # W² (< 2^14) in two 7-bit halves, and the same with the weight's sign
-        sq = wi.to(torch.int32) ** 2
-        hl = torch.cat([sq >> 7, sq & 127], -1).to(torch.int8)
-        hls = hl * wi.sign().repeat(1, 1, 2)
-        e8 = torch.from_numpy(energy).to(torch.int8)
+    noisy = rtn > 0
+    rows = min(M, max(1, _CHUNK_BYTES // ((6 if noisy else 2) * 4 * digits * N)))
+    d, da, e, es, nz = (torch.from_numpy(v) for v in _digit_planes(x[0], b, digits, kt, T, rows, tuple(energy.astype(np.int8))))
+    wi, wa, hl, hls = (torch.from_numpy(v) for v in _weight_planes(w[0], kt, T, noisy))
     acc = np.zeros((M, digits, N), dtype=np.float32)
     over = np.zeros(M, dtype=np.int64)
-    rows = min(M, max(1, _CHUNK_BYTES // ((6 if noisy else 2) * 4 * digits * N)))
     # GEMM outputs, allocated once: fresh multi-MB outputs per call cost more in page faults than the GEMM
     sums = torch.empty((2, digits * rows, N), dtype=torch.int32)
     var = torch.empty((2, digits * rows, 2 * N) if noisy else (2, 0, 0), dtype=torch.int32)
@@ -208,19 +265,16 @@ def _int8_path(x, w, energy, s, b, digits, kt, r, rtn, key, lsb, full, lsb2, ful
     for m0 in range(0, M, rows):
         R = min(rows, M - m0)
         sa, sd, va, vd = sums[0, :digits * R], sums[1, :digits * R], var[0, :digits * R], var[1, :digits * R]
+        c = slice(m0 * digits, (m0 + R) * digits)  # this chunk's rows of the planes, (D·R, kt) digit-major
         for t in range(T):
-            a = dig[:, m0:m0 + R, t].reshape(-1, kt)  # (D·R, kt), digit-major
-            aa = a.abs()
-            torch._int_mm(aa, wa[t], out=sa)
-            torch._int_mm(a, wi[t], out=sd)
+            torch._int_mm(da[t, c], wa[t], out=sa)
+            torch._int_mm(d[t, c], wi[t], out=sd)
             if noisy:
-                e = e8[aa.long()]
-                torch._int_mm(e, hl[t], out=va)
-                torch._int_mm(e * a.sign(), hls[t], out=vd)
-            nz = (a != 0).any(-1).view(digits, R).numpy()
-            _convert_tile(*(v.view(digits, R, -1).numpy() for v in (sa, sd, va, vd)), nz, np.float32(r),
-                          np.float32(rtn), np.uint64(key), t * digits * M + m0, M, lsb[t], full[t], lsb2[t],
-                          full2[t], quantise, acc[m0:m0 + R], over[m0:m0 + R])
+                torch._int_mm(e[t, c], hl[t], out=va)
+                torch._int_mm(es[t, c], hls[t], out=vd)
+            _convert_tile(*(v.view(digits, R, -1).numpy() for v in (sa, sd, va, vd)), nz[t, c].view(digits, R).numpy(),
+                          np.float32(r), np.float32(rtn), np.uint64(key), t * digits * M + m0, M, lsb[t], full[t],
+                          lsb2[t], full2[t], quantise, acc[m0:m0 + R], over[m0:m0 + R])
     _shift_add(acc, b, out[0])
     return int(over.sum())
 
@@ -250,7 +304,7 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     lsb2, full2 = coarse if coarse is not None else (np.zeros_like(lsb), np.zeros_like(full))
     int8 = x.shape[0] == 1 and kt >= _INT8_MIN_TILE and w.size and np.abs(w).max() <= 127 and energy.max() <= 127
     if int8:
-        over = _int8_path(x, w, energy, s, b, digits, kt, copies, rtn, key, lsb, full, lsb2, full2, out)
+        over = _int8_path(x, w, energy, b, digits, kt, copies, rtn, key, lsb, full, lsb2, full2, out)
         return out, over
     w = w * copies
     w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
