@@ -254,7 +254,8 @@ def _int8_path(x, w, energy, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2,
     N, T = w.shape[-1], -(-K // kt)
     noisy = rtn > 0
     rows = min(M, max(1, _CHUNK_BYTES // ((6 if noisy else 2) * 4 * digits * N)))
-    d, da, e, es, nz = (torch.from_numpy(v) for v in _digit_planes(x[0], b, digits, kt, T, rows, tuple(energy.astype(np.int8))))
+    table = tuple(energy.astype(np.int8))
+    d, da, e, es, nz = (torch.from_numpy(v) for v in _digit_planes(x[0], b, digits, kt, T, rows, table))
     wi, wa, hl, hls = (torch.from_numpy(v) for v in _weight_planes(w[0], kt, T, noisy))
     acc = np.zeros((M, digits, N), dtype=np.float32)
     over = np.zeros(M, dtype=np.int64)
