@@ -190,11 +190,12 @@ def test_copies_are_a_weight_copies_times_larger_in_a_copies_times_shorter_tile(
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 20), st.integers(1, 300), st.integers(1, 40), st.sampled_from([0.0, 0.05]),
        st.sampled_from([None, 3, 8]), st.sampled_from(["clip", "reconvert"]), st.sampled_from([1, 2, 8]),
-       st.sampled_from([8, 11]), st.integers(0, 2**31 - 1))
-def test_int8_gemm_path_equals_the_per_row_kernel_bit_for_bit(s, M, K, N, rtn, bits, over, copies, act_bits, seed):
+       st.sampled_from([8, 11]), st.sampled_from([1, 5000, 1 << 22]), st.integers(0, 2**31 - 1))
+def test_int8_gemm_path_equals_the_per_row_kernel_bit_for_bit(s, M, K, N, rtn, bits, over, copies, act_bits, chunk,
+                                                               seed):
     # One group takes the int8 GEMM path (tiles of 64 elements here); group 0 of two identical groups takes the
     # per-row kernel, and both draw group 0's noise from the same streams. Zero-heavy activations exercise the
-    # skipped digit slices.
+    # skipped digit slices; small GEMM chunks (`chunk` bytes: down to one row) the chunked operand layout.
     g = torch.Generator().manual_seed(seed)
     top = 2 ** (act_bits - 1) - 1
     x = torch.randint(-top, top + 1, (1, M, K), generator=g).float() * (torch.rand(1, M, K, generator=g) < 0.7)
@@ -205,6 +206,7 @@ def test_int8_gemm_path_equals_the_per_row_kernel_bit_for_bit(s, M, K, N, rtn, b
     calls = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(kernel, "_int8_path", lambda *a: calls.append(1) or _int8_path(*a))
+        mp.setattr(kernel, "_CHUNK_BYTES", chunk)
         a = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(seed), stats=one)
         b = xbar_matmul(x.expand(2, M, K), w.expand(2, K, N), cfg, torch.Generator().manual_seed(seed), stats=two)
     assert calls == [1]
