@@ -218,6 +218,14 @@ def _crossbar(x, w_pos, w_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2,
         _shift_add(tile_sum, b, out[g, m0:m0 + rows])
 
 
+@njit(inline="always")
+def _halves(s, d, scale):
+    """scale·(s + d)/2 and scale·(s - d)/2 in float32, for integer sums whose s ± d are even and >= 0 (as
+    2z± and 2v± are), so the shifts divide exactly."""
+    s, d = np.int64(s), np.int64(d)
+    return scale * np.float32((s + d) >> 1), scale * np.float32((s - d) >> 1)
+
+
 @njit(parallel=True, cache=True)
 def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2, top2, quantise, acc, over):
     """One tile of the int8 path for R rows: sa = |A|·|W| and sd = A·W (D, R, N) give z± = r(sa ± sd)/2; with
@@ -233,16 +241,12 @@ def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2,
         for p in range(D):
             if not nz[p, i]:  # every column sum is exactly 0 and converts to 0
                 continue
-            for n in range(N):  # s ± d = 2z± >= 0, so the shifts divide exactly
-                s, d = np.int64(sa[p, i, n]), np.int64(sd[p, i, n])
-                zp[n] = r * np.float32((s + d) >> 1)
-                zm[n] = r * np.float32((s - d) >> 1)
+            for n in range(N):
+                zp[n], zm[n] = _halves(sa[p, i, n], sd[p, i, n], r)
             if noisy:
                 for n in range(N):
-                    vs = 128 * np.int64(va[p, i, n]) + va[p, i, N + n]
-                    vdf = 128 * np.int64(vd[p, i, n]) + vd[p, i, N + n]
-                    vp[n] = r2 * np.float32((vs + vdf) >> 1)
-                    vm[n] = r2 * np.float32((vs - vdf) >> 1)
+                    vp[n], vm[n] = _halves(128 * np.int64(va[p, i, n]) + va[p, i, N + n],
+                                           128 * np.int64(vd[p, i, n]) + vd[p, i, N + n], r2)
             over[i] += _convert(zp, zm, vp, vm, rtn, key, np.uint64(stream0 + p * M + i), step[p], top[p],
                                 step2[p], top2[p], quantise, acc[i, p])
 
