@@ -7,15 +7,15 @@ import sys
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from xbarllm.mapping.encoding import base, digits
 from xbarllm.sim import SimConfig, kernel, xbar_matmul
 from xbarllm.sim.crossbar import adc_lsb
-from xbarllm.sim.encoding import decode, encode, n_digits
+from xbarllm.sim.encoding import cell_energy, decode, encode, n_digits
 from xbarllm.sim.faults import misread_probability, stored_weights
-from xbarllm.sim.kernel import _int8_path
+from xbarllm.sim.kernel import _column_pair, _int8_path
 from xbarllm.sim.rng import log_cos_sin, normal_draws
 
 
@@ -213,6 +213,46 @@ def test_int8_gemm_path_equals_the_per_row_kernel_bit_for_bit(s, M, K, N, rtn, b
     assert torch.equal(a[0], b[0])
     if rtn == 0:
         assert torch.equal(b[1], b[0]) and two["reconversions"] == 2 * one["reconversions"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 6), st.integers(1, 300), st.sampled_from([0.0, 0.05]),
+       st.sampled_from([None, 8]), st.sampled_from(["clip", "reconvert"]), st.sampled_from([1, 2, 5, 8]),
+       st.sampled_from([8, 11]), st.integers(0, 2**31 - 1))
+def test_one_column_kernel_equals_the_general_loop_bit_for_bit(s, G, M, K, rtn, bits, over, copies, act_bits, seed):
+    # Grouped one-column products (norm statistics, row sums) take `_column_pair`; column 0 of a two-column
+    # product (second column -w: same ADC range, column 0's draws unchanged) takes the general loop.
+    g = torch.Generator().manual_seed(seed)
+    top = 2 ** (act_bits - 1) - 1
+    x = torch.randint(-top, top + 1, (G, M, K), generator=g).float() * (torch.rand(G, M, K, generator=g) < 0.7)
+    w = torch.randint(-127, 128, (G, K, 1), generator=g).float()
+    cfg = SimConfig(encoding_s=s, rows=64 * s * copies, adc_bits=bits, adc_policy="worst_case", adc_fullscale=0.1,
+                    adc_overrange=over, rtn=rtn, copies=copies, act_bits=act_bits)
+    a = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(seed))
+    b = xbar_matmul(x, torch.cat([w, -w], -1), cfg, torch.Generator().manual_seed(seed))
+    assert torch.equal(a[..., 0], b[..., 0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 70), st.sampled_from([1, 5, 8]), st.booleans(), st.integers(0, 2**31 - 1))
+@example(2, 24, 5, True, 0)  # 24 terms of 5·635² (odd): float32 sums pass 2^24 and round
+def test_column_pair_sums_as_float32_in_order(s, K, copies, saturate, seed):
+    # The one-column loop sums exact integers; it must give what adding the terms in float32 in order of k gives
+    # (the general loop), also where that rounds.
+    rng = np.random.default_rng(seed)
+    half = base(s) // 2
+    d = np.full(K, half) * rng.choice([-1, 1], K) if saturate else rng.integers(-half, half + 1, K)
+    w = np.full(K, 127 * copies) if saturate else rng.integers(-127, 128, K) * copies
+    energy = cell_energy(s)
+    ref = [np.float32(0)] * 4
+    for v, c in zip(d, w.astype(np.float32)):
+        if v == 0:
+            continue
+        f, e = np.float32(abs(v)), energy[abs(v)]
+        p, q = (max(c, 0), max(-c, 0)) if v > 0 else (max(-c, 0), max(c, 0))
+        ref = [ref[0] + f * p, ref[1] + f * q, ref[2] + e * p * p, ref[3] + e * q * q]
+    got = _column_pair(d.astype(np.int64), w.astype(np.int64), tuple(energy.astype(np.int64)), 0, K, True)
+    assert [np.float32(v) for v in got[:4]] == ref and got[4] == np.count_nonzero(d)
 
 
 def test_noise_draws_are_standard_normal():

@@ -146,14 +146,14 @@ def _digit_planes(x, b, digits, kt, T, rows, energy):
     return d, da, e, es, nz
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _weight_planes(w, kt, T, squares):
     """The int8 path's weight operands for w (K, N), zero-padded to T tiles of kt rows: w, |w| (T, kt, N) and,
     if `squares`, w² in 7-bit halves [w² >> 7 | w² & 127], unsigned and with w's sign (T, kt, 2N)."""
     K, N = w.shape
     wi, hl, hls = np.zeros((T * kt, N), np.int8), np.zeros((T * kt, 2 * N), np.int8), np.zeros((T * kt, 2 * N), np.int8)
     wi[:K] = w.astype(np.int8)
-    for k in range(K if squares else 0):
+    for k in prange(K if squares else 0):
         for n in range(N):
             v = np.int32(wi[k, n])
             hi, lo = np.int8(v * v >> 7), np.int8(v * v & 127)
@@ -174,7 +174,50 @@ def _shift_add(acc, b, out):
 
 
 @njit(parallel=True, cache=True)
-def _crossbar(x, w_pos, w_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over):
+def _shift_add_rows(acc, b, out):
+    """`_shift_add` in parallel over blocks of _ROWS rows."""
+    for c in prange(-(-acc.shape[0] // _ROWS)):
+        _shift_add(acc[c * _ROWS:(c + 1) * _ROWS], b, out[c * _ROWS:(c + 1) * _ROWS])
+
+
+@njit(inline="always")
+def _column_pair(d, w, table, lo, hi, noisy):
+    """(z⁺, z⁻, v⁺, v⁻, conducting digits) of one output column (N = 1) for digits d[lo:hi] and integer weights
+    w: exact integer sums, as z± = (|d|·|w| ± d·w)/2 and v± = (e·w² ± e·sgn d·w|w|)/2 with e = table[|d|]. The
+    skipping loop adds the same terms in float32 in order of k, which is exact while a sum stays within 2^24;
+    above that, this loop does the same, so results agree bit for bit. Without branches it vectorises."""
+    sa = sd = va = vd = np.int64(0)
+    conducting = 0
+    for k in range(lo, hi):
+        v, c = d[k], w[k]
+        a, m = abs(v), abs(c)
+        e = np.int64(0)
+        for j in range(len(table)):  # a select per table entry, not a gather
+            e = np.int64(table[j]) if a == j else e
+        sa += a * m
+        sd += v * c
+        if noisy:
+            va += e * c * c
+            vd += (e if v > 0 else -e) * c * m
+        conducting += a != 0
+    if max(sa, va) <= 1 << 24:
+        return (np.float32((sa + sd) >> 1), np.float32((sa - sd) >> 1), np.float32((va + vd) >> 1),
+                np.float32((va - vd) >> 1), conducting)
+    zero = zp = zm = vp = vm = np.float32(0)
+    for k in range(lo, hi):
+        v, c = d[k], np.float32(w[k])
+        f, e = np.float32(abs(v)), np.float32(table[abs(v)])
+        p, q = (max(c, zero), max(-c, zero)) if v > 0 else (max(-c, zero), max(c, zero))
+        zp += f * p
+        zm += f * q
+        if noisy:
+            vp += e * p * p
+            vm += e * q * q
+    return zp, zm, vp, vm, conducting
+
+
+@njit(parallel=True, cache=True)
+def _crossbar(x, w_pos, w_neg, energy, table, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over):
     G, M, K = x.shape
     N = w_pos.shape[-1]
     T = (K + kt - 1) // kt
@@ -190,6 +233,9 @@ def _crossbar(x, w_pos, w_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2,
         tile_sum = np.zeros((rows, digits, N), dtype=np.float32)
         zp, zm = np.empty(N, dtype=np.float32), np.empty(N, dtype=np.float32)
         vp, vm = np.zeros(N, dtype=np.float32), np.zeros(N, dtype=np.float32)
+        w1 = np.empty(K if N == 1 else 0, dtype=np.int64)
+        for k in range(w1.shape[0]):
+            w1[k] = np.int64(w_pos[g, k, 0] - w_neg[g, k, 0])
         for t in range(T):
             for i in range(rows):
                 for p in range(digits):
@@ -198,8 +244,13 @@ def _crossbar(x, w_pos, w_neg, energy, b, digits, kt, rtn, key, lsb, full, lsb2,
                     if noisy:
                         vp[:] = 0
                         vm[:] = 0
-                    conducting = 0
-                    for kk in range(t * kt, min(K, (t + 1) * kt)):
+                    if N == 1:
+                        zp[0], zm[0], vp[0], vm[0], conducting = _column_pair(
+                            dig[i, p], w1, table, t * kt, min(K, (t + 1) * kt), noisy)
+                        kk_end = t * kt  # the general loop below does nothing
+                    else:
+                        conducting, kk_end = 0, min(K, (t + 1) * kt)
+                    for kk in range(t * kt, kk_end):
                         d = dig[i, p, kk]
                         if d == 0:  # no resistor conducts in this row
                             continue
@@ -280,7 +331,7 @@ def _int8_path(x, w, energy, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2,
             _convert_tile(*(v.view(digits, R, -1).numpy() for v in (sa, sd, va, vd)), nz[t, c].view(digits, R).numpy(),
                           np.float32(r), np.float32(rtn), np.uint64(key), t * digits * M + m0, M, lsb[t], full[t],
                           lsb2[t], full2[t], quantise, acc[m0:m0 + R], over[m0:m0 + R])
-    _shift_add(acc, b, out[0])
+    _shift_add_rows(acc, b, out[0])
     return int(over.sum())
 
 
@@ -314,6 +365,6 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     w = w * copies
     w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
     over = np.zeros(x.shape[0] * -(-x.shape[1] // _ROWS), dtype=np.int64)
-    _crossbar(x, w_pos, w_neg, energy, b, digits, kt, np.float32(rtn),
+    _crossbar(x, w_pos, w_neg, energy, tuple(energy.astype(np.int64)), b, digits, kt, np.float32(rtn),
               np.uint64(key), lsb, full, lsb2, full2, out, over)
     return out, int(over.sum())
