@@ -245,13 +245,14 @@ def test_column_pair_sums_as_float32_in_order(s, K, copies, saturate, seed):
     w = np.full(K, 127 * copies) if saturate else rng.integers(-127, 128, K) * copies
     energy = cell_energy(s)
     ref = [np.float32(0)] * 4
-    for v, c in zip(d, w.astype(np.float32)):
+    for v, c in zip(d, w.astype(np.float32), strict=True):
         if v == 0:
             continue
         f, e = np.float32(abs(v)), energy[abs(v)]
         p, q = (max(c, 0), max(-c, 0)) if v > 0 else (max(-c, 0), max(c, 0))
         ref = [ref[0] + f * p, ref[1] + f * q, ref[2] + e * p * p, ref[3] + e * q * q]
-    got = _column_pair(d.astype(np.int64), w.astype(np.int64), tuple(energy.astype(np.int64)), 0, K, True)
+    chi = tuple(int(energy[1 << j]) for j in range(s))
+    got = _column_pair(d.astype(np.int64), w.astype(np.int64), chi, 0, K, True)
     assert [np.float32(v) for v in got[:4]] == ref and got[4] == np.count_nonzero(d)
 
 
@@ -421,3 +422,10 @@ def test_products_keep_the_callers_thread_count():
             "print(torch.get_num_threads(), numba.get_num_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["1", "1"]
+
+
+def test_kernel_rejects_an_energy_table_that_is_not_a_sum_over_resistors():
+    x, w = np.ones((2, 1, 8), np.float32), np.ones((2, 8, 1), np.float32)
+    lsb = np.ones((1, 2), np.float32)
+    with pytest.raises(ValueError, match="energy"):
+        kernel.crossbar(x, w, np.array([0, 1, 4, 6], np.float32), 2, 2, 64, 0.05, 0, lsb, lsb)

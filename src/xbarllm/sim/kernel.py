@@ -181,22 +181,23 @@ def _shift_add_rows(acc, b, out):
 
 
 @njit(inline="always")
-def _column_pair(d, w, table, lo, hi, noisy):
-    """(z⁺, z⁻, v⁺, v⁻, conducting digits) of one output column (N = 1) for digits d[lo:hi] and integer weights
-    w: exact integer sums, as z± = (|d|·|w| ± d·w)/2 and v± = (e·w² ± e·sgn d·w|w|)/2 with e = table[|d|]. The
-    skipping loop adds the same terms in float32 in order of k, which is exact while a sum stays within 2^24;
-    above that, this loop does the same, so results agree bit for bit. Without branches it vectorises."""
+def _column_pair(d, w, chi, lo, hi, noisy):
+    """(z⁺, z⁻, v⁺, v⁻, conducting digits) of one output column (N = 1) for digits d[lo:hi] and integer weights w,
+    as exact integers: z± = (|d|·|w| ± d·w)/2 and v± = (e·w² ± e·sgn d·w|w|)/2, where a digit's RTN weight e is
+    the sum of chi[j] (a tuple: resistor j's χ²) over the bits j set in |d|. The general loop adds the same terms
+    in float32 in order of k, exact while a sum stays within 2^24; above that this function does the same, so
+    results agree bit for bit. Without branches or table lookups the loop vectorises."""
     sa = sd = va = vd = np.int64(0)
     conducting = 0
     for k in range(lo, hi):
         v, c = d[k], w[k]
         a, m = abs(v), abs(c)
-        e = np.int64(0)
-        for j in range(len(table)):  # a select per table entry, not a gather
-            e = np.int64(table[j]) if a == j else e
         sa += a * m
         sd += v * c
         if noisy:
+            e = np.int64(0)
+            for j in range(len(chi)):  # unrolled: chi is a tuple
+                e += (a >> j & 1) * chi[j]
             va += e * c * c
             vd += (e if v > 0 else -e) * c * m
         conducting += a != 0
@@ -206,18 +207,20 @@ def _column_pair(d, w, table, lo, hi, noisy):
     zero = zp = zm = vp = vm = np.float32(0)
     for k in range(lo, hi):
         v, c = d[k], np.float32(w[k])
-        f, e = np.float32(abs(v)), np.float32(table[abs(v)])
-        p, q = (max(c, zero), max(-c, zero)) if v > 0 else (max(-c, zero), max(c, zero))
-        zp += f * p
-        zm += f * q
+        f, e = np.float32(abs(v)), np.int64(0)
+        for j in range(len(chi)):
+            e += (abs(v) >> j & 1) * chi[j]
+        pos, neg = (max(c, zero), max(-c, zero)) if v > 0 else (max(-c, zero), max(c, zero))
+        zp += f * pos
+        zm += f * neg
         if noisy:
-            vp += e * p * p
-            vm += e * q * q
+            vp += np.float32(e) * pos * pos
+            vm += np.float32(e) * neg * neg
     return zp, zm, vp, vm, conducting
 
 
 @njit(parallel=True, cache=True)
-def _crossbar(x, w_pos, w_neg, energy, table, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over):
+def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over):
     G, M, K = x.shape
     N = w_pos.shape[-1]
     T = (K + kt - 1) // kt
@@ -246,7 +249,7 @@ def _crossbar(x, w_pos, w_neg, energy, table, b, digits, kt, rtn, key, lsb, full
                         vm[:] = 0
                     if N == 1:
                         zp[0], zm[0], vp[0], vm[0], conducting = _column_pair(
-                            dig[i, p], w1, table, t * kt, min(K, (t + 1) * kt), noisy)
+                            dig[i, p], w1, chi, t * kt, min(K, (t + 1) * kt), noisy)
                         kk_end = t * kt  # the general loop below does nothing
                     else:
                         conducting, kk_end = 0, min(K, (t + 1) * kt)
@@ -356,6 +359,9 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     if torch.get_num_threads() != threads:  # launching numba's OpenMP pool resets the process's thread count
         torch.set_num_threads(threads)
     b = base(s)
+    chi = tuple(int(energy[1 << j]) for j in range(s))  # resistor j's χ²; a digit's RTN weight is their sum
+    if any(energy[a] != sum(c for j, c in enumerate(chi) if a >> j & 1) for a in range(len(energy))):
+        raise ValueError("energy: a digit's RTN weight must be the sum of its resistors' (energy[2^j])")
     out = np.empty((x.shape[0], x.shape[1], w.shape[-1]))
     lsb2, full2 = coarse if coarse is not None else (np.zeros_like(lsb), np.zeros_like(full))
     int8 = x.shape[0] == 1 and kt >= _INT8_MIN_TILE and w.size and np.abs(w).max() <= 127 and energy.max() <= 127
@@ -365,6 +371,6 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     w = w * copies
     w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
     over = np.zeros(x.shape[0] * -(-x.shape[1] // _ROWS), dtype=np.int64)
-    _crossbar(x, w_pos, w_neg, energy, tuple(energy.astype(np.int64)), b, digits, kt, np.float32(rtn),
+    _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, np.float32(rtn),
               np.uint64(key), lsb, full, lsb2, full2, out, over)
     return out, int(over.sum())
