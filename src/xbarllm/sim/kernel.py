@@ -146,14 +146,14 @@ def _digit_planes(x, b, digits, kt, T, rows, energy):
     return d, da, e, es, nz
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _weight_planes(w, kt, T, squares):
     """The int8 path's weight operands for w (K, N), zero-padded to T tiles of kt rows: w, |w| (T, kt, N) and,
     if `squares`, w² in 7-bit halves [w² >> 7 | w² & 127], unsigned and with w's sign (T, kt, 2N)."""
     K, N = w.shape
     wi, hl, hls = np.zeros((T * kt, N), np.int8), np.zeros((T * kt, 2 * N), np.int8), np.zeros((T * kt, 2 * N), np.int8)
     wi[:K] = w.astype(np.int8)
-    for k in prange(K if squares else 0):
+    for k in range(K if squares else 0):
         for n in range(N):
             v = np.int32(wi[k, n])
             hi, lo = np.int8(v * v >> 7), np.int8(v * v & 127)
