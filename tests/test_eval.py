@@ -127,6 +127,7 @@ def test_sweep_grid():
     (["simulate", "all-minilm-l6-v2", "--S", "0"], "--S"),
     (["simulate", "gpt2"], "runs on all-minilm-l6-v2"),
     (["simulate", "all-minilm-l6-v2", "--sweep", "frob=1"], "frob"),
+    (["simulate", "all-minilm-l6-v2", "--workers", "0"], "--workers"),
     (["simulate", "all-minilm-l6-v2", "--sweep", "tune_steps=0,10"], "tune_steps"),
     (["simulate", "smollm2-135m", "--task", "wikitext2", "--sweep", "mode=analog", "--sweep", "stuck_rate=0.01"],
      "stuck_rate must be 0"),
@@ -161,3 +162,9 @@ def test_simulate_sweep_writes_a_tidy_table(tmp_path, capsys):
                  "--out", str(path), "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert code == 0 and [r["noise"] for r in rows] == ["0", "0.05"] and path.is_file()
+    # Two one-thread worker processes measure the same configurations to the same values, rows in sweep order.
+    code = main(["simulate", "all-minilm-l6-v2", "--limit", "8", "--sweep", "noise=0,0.05", "--workers", "2",
+                 "--out", str(path), "--json"])
+    side = json.loads(capsys.readouterr().out)
+    assert code == 0 and [(r["noise"], r["value"]) for r in side] == [(r["noise"], r["value"]) for r in rows]
+    assert len(path.read_text().splitlines()) == 3

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,8 @@ def simulate_cmd(
     out_file: Annotated[Path | None, typer.Option(
         "--out", help="write the result table to .csv or .parquet (after each configuration)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the rows as JSON")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="configurations measured side by side, each in a "
+                                         "one-thread worker process (Dask LocalCluster); 1: in this process")] = 1,
 ) -> None:
     """Accuracy of a real model with every product through the simulated crossbar.
 
@@ -37,7 +40,7 @@ def simulate_cmd(
     from xbarllm.cli import _check_out, _jsonable, _table, err, out, write_table_atomic
     from xbarllm.errors import from_validation
     from xbarllm.eval.data import data_dir
-    from xbarllm.eval.run import TASKS, check, grid, measure, parse_sweep
+    from xbarllm.eval.run import TASKS, check, grid, parse_sweep
     from xbarllm.sim import SimConfig
 
     _check_out(out_file)
@@ -47,6 +50,8 @@ def simulate_cmd(
         raise XbarError(f"model: task {task} runs on {TASKS[task][0]}, not '{model}'")
     if noise < 0:
         raise XbarError(f"--noise: must be >= 0, got {noise}")
+    if workers < 1:
+        raise XbarError(f"--workers: must be >= 1, got {workers}")
     needed = {"stsb": "stsb/sts-test.csv", "sst2": "sst2/dev.tsv", "wikitext2": "wikitext2/wiki.test.raw"}[task]
     if not (data_dir() / needed).is_file():
         raise XbarError(f"{data_dir() / needed}: data file not found (set XBARLLM_DATA)")
@@ -64,21 +69,39 @@ def simulate_cmd(
                   ({"mode": "xbar", "noise": str(noise)}, base)]
     for _, cfg in points:
         check(task, cfg)
-    rows = []
+    found: list[dict[str, Any] | None] = [None] * len(points)
     with Progress(console=err, transient=True) as bar:
         job = bar.add_task(f"{task}: configurations", total=len(points))
-        inner = bar.add_task("evaluation pass", total=None)
-        step = lambda done, total: bar.update(inner, completed=done, total=total)  # noqa: E731
-        for point, cfg in points:
-            bar.reset(inner, total=None)
-            rows.append({**point, **measure(task, cfg, limit, step)})
+        for i, row in _measured(task, [cfg for _, cfg in points], limit, workers, bar):
+            found[i] = {**points[i][0], **row}
             if out_file is not None:  # rewritten after each configuration, so a long sweep keeps what it measured
-                write_table_atomic(pd.DataFrame(rows), out_file)
+                write_table_atomic(pd.DataFrame([r for r in found if r is not None]), out_file)
             bar.advance(job)
+    rows = [r for r in found if r is not None]
     if as_json:
         print(json.dumps(rows, default=_jsonable))
         return
     out.print(_table(f"{model} on {task} (limit={limit}): {TASKS[task][1]}", [_shown(r) for r in rows]))
+
+
+def _measured(task: str, cfgs: list, limit: int | None, workers: int, bar) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, result) per config: in this process, with a bar for each evaluation pass, or on `workers`
+    one-thread worker processes as they finish."""
+    from xbarllm.eval.run import measure, measure_on
+    from xbarllm.explore.run import connect, disconnect
+
+    if workers == 1:
+        inner = bar.add_task("evaluation pass", total=None)
+        step = lambda done, total: bar.update(inner, completed=done, total=total)  # noqa: E731
+        for i, cfg in enumerate(cfgs):
+            bar.reset(inner, total=None)
+            yield i, measure(task, cfg, limit, step)
+        return
+    client = connect(None, workers)
+    try:
+        yield from measure_on(client, task, cfgs, limit)
+    finally:
+        disconnect(client)
 
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:

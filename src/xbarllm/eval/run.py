@@ -70,6 +70,16 @@ def measure(task: str, cfg: SimConfig, limit: int | None = None,
             "adc_reconverted": reconverted, **extra}
 
 
+def measure_on(client, task: str, cfgs: list[SimConfig], limit: int | None = None
+               ) -> Iterator[tuple[int, dict[str, float | int | str]]]:
+    """(index, `measure` result) for each config, in the order they finish, run on a Dask client's workers."""
+    from dask.distributed import as_completed
+
+    futures = {client.submit(measure, task, cfg, limit, pure=False): i for i, cfg in enumerate(cfgs)}
+    for fut in as_completed(futures):
+        yield futures[fut], fut.result()
+
+
 def parse_sweep(items: list[str]) -> dict[str, list[str]]:
     """'noise=0,0.01' items -> {axis: [values]}; unknown axes and empty lists are errors."""
     axes: dict[str, list[str]] = {}

@@ -69,6 +69,7 @@ def _tasks(todo: list[Point], batch: int) -> list[tuple[Callable, list[Point]]]:
 
 def connect(scheduler: str | None, workers: int):
     """A Dask client: on `scheduler` (tcp://host:port), or on a new LocalCluster of `workers` processes."""
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
@@ -76,7 +77,10 @@ def connect(scheduler: str | None, workers: int):
             return Client(scheduler, timeout="5s")
         except (OSError, TimeoutError, ValueError) as e:
             raise XbarError(f"--scheduler {scheduler}: unreachable ({type(e).__name__}: {e})") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+    # Dask's workers trim freed memory back to the OS at 64 KiB (MALLOC_TRIM_THRESHOLD_), which also fixes glibc's
+    # mmap threshold: every multi-MB buffer of the crossbar kernels is then mapped afresh and page-faulted.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster)
 
 
