@@ -30,6 +30,7 @@ $(VENV)/.aihwkit-stamp: $(STAMP)
 	touch $@
 
 bench-sim: $(VENV)/.aihwkit-stamp
+	$(PY) benchmarks/bench_kernel.py
 	$(PY) benchmarks/bench_sim.py
 
 bench-flash: $(STAMP)
