@@ -313,7 +313,8 @@ def _int8_path(x, w, energy, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2,
     noisy = rtn > 0
     rows = min(M, max(1, _CHUNK_BYTES // ((6 if noisy else 2) * 4 * digits * N)))
     table = tuple(energy.astype(np.int8))
-    d, da, e, es, nz = (torch.from_numpy(v) for v in _digit_planes(x[0], b, digits, kt, T, rows, table))
+    d, da, e, es, nz = _digit_planes(x[0], b, digits, kt, T, rows, table)
+    d, da, e, es = (torch.from_numpy(v) for v in (d, da, e, es))
     wi, wa, hl, hls = (torch.from_numpy(v) for v in _weight_planes(w[0], kt, T, noisy))
     acc = np.zeros((M, digits, N), dtype=np.float32)
     over = np.zeros(M, dtype=np.int64)
@@ -321,19 +322,22 @@ def _int8_path(x, w, energy, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2,
     sums = torch.empty((2, digits * rows, N), dtype=torch.int32)
     var = torch.empty((2, digits * rows, 2 * N) if noisy else (2, 0, 0), dtype=torch.int32)
     quantise = bool(lsb[0, 0] > 0)
-    for m0 in range(0, M, rows):
+    r, rtn, key = np.float32(r), np.float32(rtn), np.uint64(key)
+    for m0 in range(0, M, rows):  # Python work per chunk and tile is kept small: it runs ~40 times per product
         R = min(rows, M - m0)
         sa, sd, va, vd = sums[0, :digits * R], sums[1, :digits * R], var[0, :digits * R], var[1, :digits * R]
+        outs = [v.view(digits, R, -1).numpy() for v in (sa, sd, va, vd)]
         c = slice(m0 * digits, (m0 + R) * digits)  # this chunk's rows of the planes, (D·R, kt) digit-major
+        pd, pa, pe, ps = d[:, c], da[:, c], e[:, c], es[:, c]
+        nzc, acc_c, over_c = nz[:, c].reshape(T, digits, R), acc[m0:m0 + R], over[m0:m0 + R]
         for t in range(T):
-            torch._int_mm(da[t, c], wa[t], out=sa)
-            torch._int_mm(d[t, c], wi[t], out=sd)
+            torch._int_mm(pa[t], wa[t], out=sa)
+            torch._int_mm(pd[t], wi[t], out=sd)
             if noisy:
-                torch._int_mm(e[t, c], hl[t], out=va)
-                torch._int_mm(es[t, c], hls[t], out=vd)
-            _convert_tile(*(v.view(digits, R, -1).numpy() for v in (sa, sd, va, vd)), nz[t, c].view(digits, R).numpy(),
-                          np.float32(r), np.float32(rtn), np.uint64(key), t * digits * M + m0, M, lsb[t], full[t],
-                          lsb2[t], full2[t], quantise, acc[m0:m0 + R], over[m0:m0 + R])
+                torch._int_mm(pe[t], hl[t], out=va)
+                torch._int_mm(ps[t], hls[t], out=vd)
+            _convert_tile(*outs, nzc[t], r, rtn, key, t * digits * M + m0, M, lsb[t], full[t], lsb2[t], full2[t],
+                          quantise, acc_c, over_c)
     _shift_add_rows(acc, b, out[0])
     return int(over.sum())
 
