@@ -108,19 +108,21 @@ def _adc_by_definition(x, w, cfg, fullscale=None, over=None):
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 2), st.integers(1, 9), st.integers(1, 200), st.integers(1, 9),
-       st.integers(0, 2**31 - 1))
-def test_calibration_records_the_largest_column_sum_per_tile_and_digit(s, G, M, K, N, seed):
+       st.sampled_from([1, 2]), st.sampled_from([0.0, 0.05]), st.integers(0, 2**31 - 1))
+def test_calibration_records_the_largest_column_sum_per_tile_and_digit(s, G, M, K, N, copies, rtn, seed):
+    # Both kernel paths (one group with 64+-element tiles: int8 GEMMs; otherwise per row) record the peaks,
+    # before any noise, in units of the copies' summed weights.
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(-127, 128, (G, M, K), generator=g).float()
     w = torch.randint(-127, 128, (G, K, N), generator=g).float()
-    cfg = SimConfig(encoding_s=s, adc_bits=None)
-    kt, D = cfg.rows // s, n_digits(s, 127)
+    cfg = SimConfig(encoding_s=s, adc_bits=None, copies=copies, rtn=rtn)
+    kt, D = cfg.rows // (s * copies), n_digits(s, 127)
     seen = []
     xbar_matmul(x, w, cfg, observed=seen)
-    dig = encode(x, s, D).double()
+    dig, wr = encode(x, s, D).double(), copies * w.double()
     for t in range(-(-K // kt)):
         for p in range(D):
-            prod = dig[p, ..., t * kt:(t + 1) * kt].unsqueeze(-1) * w[:, t * kt:(t + 1) * kt].double().unsqueeze(1)
+            prod = dig[p, ..., t * kt:(t + 1) * kt].unsqueeze(-1) * wr[:, t * kt:(t + 1) * kt].unsqueeze(1)
             peak = max(prod.clamp(min=0).sum(-2).max(), (-prod).clamp(min=0).sum(-2).max())
             assert seen[0][t][p] == peak.item()
 

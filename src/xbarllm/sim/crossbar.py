@@ -12,6 +12,7 @@ rows // (S·r) elements and ADC ranges in those units; the result is divided by 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from xbarllm.mapping.encoding import base, elements_per_crossbar
@@ -91,10 +92,13 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         lsb = torch.cat([lsb, lsb.amax(0, keepdim=True).expand(max(0, T - len(lsb)), D)])[:T]
     lsb = lsb.float().contiguous()
     full = lsb * (2**cfg.adc_bits - 1) if cfg.adc_bits is not None else lsb
-    if observed is not None:
+    peaks = None
+    if observed is not None and cfg.adc_clip_quantile >= 1:  # the kernel records the largest column sums
+        peaks = np.zeros((T, D), dtype=np.float32)
+    elif observed is not None:  # quantiles: from every column sum, in torch
         rows = max(1, _CHUNK_ELEMENTS // max(1, 2 * G * T * D * N))  # bound the memory of the column sums
-        peaks = [_column_peaks(x[:, m0:m0 + rows], w * r, s, kt, D, cfg.adc_clip_quantile) for m0 in range(0, M, rows)]
-        observed.append(torch.tensor(peaks).amax(0).tolist() if peaks else [[0.0] * D] * T)
+        chunks = [_column_peaks(x[:, m0:m0 + rows], w * r, s, kt, D, cfg.adc_clip_quantile) for m0 in range(0, M, rows)]
+        observed.append(torch.tensor(chunks).amax(0).tolist() if chunks else [[0.0] * D] * T)
     coarse = None
     if cfg.adc_bits is not None and cfg.adc_overrange == "reconvert":
         worst = [largest_column_sum(kt, max(w_max, 1), s)] * D
@@ -102,7 +106,9 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         coarse = (step.numpy(), (step * (2**cfg.adc_bits - 1)).numpy())
     key = int(torch.randint(0, 2**62, (), generator=gen)) if cfg.rtn else 0
     out, over = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), cell_energy(s), s, D, kt,
-                         cfg.rtn_element, key, lsb.numpy(), full.numpy(), coarse, r)
+                         cfg.rtn_element, key, lsb.numpy(), full.numpy(), coarse, r, peaks)
+    if peaks is not None:
+        observed.append(peaks.tolist())
     if stats is not None:
         stats["conversions"] = stats.get("conversions", 0) + 2 * G * M * T * D * N
         stats["reconversions"] = stats.get("reconversions", 0) + over

@@ -220,7 +220,7 @@ def _column_pair(d, w, chi, lo, hi, noisy):
 
 
 @njit(parallel=True, cache=True)
-def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over):
+def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over, peak):
     G, M, K = x.shape
     N = w_pos.shape[-1]
     T = (K + kt - 1) // kt
@@ -266,10 +266,21 @@ def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, lsb, full, 
                             _accumulate(np.float32(abs(d)), pos, neg, zp, zm)
                     if conducting == 0:  # every column sum is exactly 0 and converts to 0
                         continue
+                    if peak.shape[0]:
+                        peak[gb, t, p] = max(peak[gb, t, p], _largest(zp, zm))
                     stream = np.uint64((g * T + t) * digits * M + p * M + m0 + i)
                     over[gb] += _convert(zp, zm, vp, vm, rtn, key, stream, lsb[t, p], full[t, p], lsb2[t, p],
                                          full2[t, p], quantise, tile_sum[i, p])
         _shift_add(tile_sum, b, out[g, m0:m0 + rows])
+
+
+@njit(inline="always")
+def _largest(zp, zm):
+    """max(zp ∪ zm, 0)."""
+    top = np.float32(0)
+    for n in range(zp.shape[0]):
+        top = max(top, zp[n], zm[n])
+    return top
 
 
 @njit(inline="always")
@@ -281,10 +292,11 @@ def _halves(s, d, scale):
 
 
 @njit(parallel=True, cache=True)
-def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2, top2, quantise, acc, over):
+def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2, top2, quantise, acc, over, peak):
     """One tile of the int8 path for R rows: sa = |A|·|W| and sd = A·W (D, R, N) give z± = r(sa ± sd)/2; with
     noise, va = E·W² and vd = (E·sgn A)·(sgn W·W²) as 7-bit halves [hi | lo] (D, R, 2N) give v± = r²(va ± vd)/2;
-    nz (D, R) marks digit slices where some resistor conducts. acc (R, D, N) += q⁺ - q⁻, over (R,) += reconversions.
+    nz (D, R) marks digit slices where some resistor conducts. acc (R, D, N) += q⁺ - q⁻, over (R,) += reconversions;
+    unless peak (R, D) is empty, it is raised to each row's largest noise-free z±.
     """
     D, R, N = sa.shape
     noisy = rtn > 0
@@ -297,6 +309,8 @@ def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2,
                 continue
             for n in range(N):
                 zp[n], zm[n] = _halves(sa[p, i, n], sd[p, i, n], r)
+            if peak.shape[0]:
+                peak[i, p] = max(peak[i, p], _largest(zp, zm))
             if noisy:
                 for n in range(N):
                     vp[n], vm[n] = _halves(128 * np.int64(va[p, i, n]) + va[p, i, N + n],
@@ -305,9 +319,9 @@ def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2,
                                 step2[p], top2[p], quantise, acc[i, p])
 
 
-def _int8_path(x, w, energy, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, out):
+def _int8_path(x, w, energy, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, out, peak):
     """The int8 path of `crossbar` for one group (x: 1 × M × K, w: 1 × K × N, |w| <= 127); returns the count of
-    sums converted twice."""
+    sums converted twice. Unless peak (M, T, D) is empty, it gets each row's largest noise-free column sums."""
     _, M, K = x.shape
     N, T = w.shape[-1], -(-K // kt)
     noisy = rtn > 0
@@ -329,7 +343,7 @@ def _int8_path(x, w, energy, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2,
         outs = [v.view(digits, R, -1).numpy() for v in (sa, sd, va, vd)]
         c = slice(m0 * digits, (m0 + R) * digits)  # this chunk's rows of the planes, (D·R, kt) digit-major
         pd, pa, pe, ps = d[:, c], da[:, c], e[:, c], es[:, c]
-        nzc, acc_c, over_c = nz[:, c].reshape(T, digits, R), acc[m0:m0 + R], over[m0:m0 + R]
+        nzc, acc_c, over_c, peak_c = nz[:, c].reshape(T, digits, R), acc[m0:m0 + R], over[m0:m0 + R], peak[m0:m0 + R]
         for t in range(T):
             torch._int_mm(pa[t], wa[t], out=sa)
             torch._int_mm(pd[t], wi[t], out=sd)
@@ -337,14 +351,14 @@ def _int8_path(x, w, energy, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2,
                 torch._int_mm(pe[t], hl[t], out=va)
                 torch._int_mm(ps[t], hls[t], out=vd)
             _convert_tile(*outs, nzc[t], r, rtn, key, t * digits * M + m0, M, lsb[t], full[t], lsb2[t], full2[t],
-                          quantise, acc_c, over_c)
+                          quantise, acc_c, over_c, peak_c[:, t])
     _shift_add_rows(acc, b, out[0])
     return int(over.sum())
 
 
 def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: int, kt: int, rtn: float, key: int,
              lsb: np.ndarray, full: np.ndarray, coarse: tuple[np.ndarray, np.ndarray] | None = None,
-             copies: int = 1) -> tuple[np.ndarray, int]:
+             copies: int = 1, peaks: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """(G, M, K) @ (G, K, N) integer-valued float32 through the crossbar at S = s, with every element's rows
     repeated `copies` times (the kernel sees weights copies·w); returns the float64 product and the number of
     column sums converted twice.
@@ -356,7 +370,8 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     (q⁺ - q⁻). With `coarse` = (lsb2, full2), the worst-case range, a sum above full[t, p] is converted again
     (the ADC's over-range flag) with lsb and full raised by the smallest power of two that covers it, or on
     the worst-case range if that is narrower, and counted. Column sums are exact in float32 below
-    2^24. Runs on as many threads as torch uses.
+    2^24. If `peaks` (T × D float32) is given, it is set to the largest noise-free z± per tile and digit (ADC
+    calibration). Runs on as many threads as torch uses.
     """
     threads = torch.get_num_threads()
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
@@ -371,12 +386,18 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     out = torch.empty((x.shape[0], x.shape[1], w.shape[-1]), dtype=torch.float64).numpy()
     lsb2, full2 = coarse if coarse is not None else (np.zeros_like(lsb), np.zeros_like(full))
     int8 = x.shape[0] == 1 and kt >= _INT8_MIN_TILE and w.size and np.abs(w).max() <= 127 and energy.max() <= 127
+    T = -(-x.shape[-1] // kt)
+    tasks = x.shape[1] if int8 else x.shape[0] * -(-x.shape[1] // _ROWS)  # rows or parallel tasks: one peak each
+    peak = np.zeros((tasks if peaks is not None else 0, T, digits), dtype=np.float32)
     if int8:
-        over = _int8_path(x, w, energy, b, digits, kt, copies, rtn, key, lsb, full, lsb2, full2, out)
-        return out, over
-    w = w * copies
-    w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
-    over = np.zeros(x.shape[0] * -(-x.shape[1] // _ROWS), dtype=np.int64)
-    _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, np.float32(rtn),
-              np.uint64(key), lsb, full, lsb2, full2, out, over)
-    return out, int(over.sum())
+        over = _int8_path(x, w, energy, b, digits, kt, copies, rtn, key, lsb, full, lsb2, full2, out, peak)
+    else:
+        w = w * copies
+        w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
+        count = np.zeros(tasks, dtype=np.int64)
+        _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, np.float32(rtn),
+                  np.uint64(key), lsb, full, lsb2, full2, out, count, peak)
+        over = int(count.sum())
+    if peaks is not None:
+        peaks[:] = peak.max(axis=0, initial=0)
+    return out, over
