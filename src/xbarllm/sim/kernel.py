@@ -181,12 +181,30 @@ def _shift_add_rows(acc, b, out):
 
 
 @njit(inline="always")
+def _rtn_weight(a, chi):
+    """A digit magnitude a's RTN weight: the sum of chi[j] (a tuple: resistor j's χ²) over the bits j set in a."""
+    e = np.int64(0)
+    for j in range(len(chi)):  # unrolled: chi is a tuple
+        e += (a >> j & 1) * chi[j]
+    return e
+
+
+@njit(inline="always")
+def _largest(zp, zm):
+    """max(zp ∪ zm, 0)."""
+    top = np.float32(0)
+    for n in range(zp.shape[0]):
+        top = max(top, zp[n], zm[n])
+    return top
+
+
+@njit(inline="always")
 def _column_pair(d, w, chi, lo, hi, noisy):
     """(z⁺, z⁻, v⁺, v⁻, conducting digits) of one output column (N = 1) for digits d[lo:hi] and integer weights w,
-    as exact integers: z± = (|d|·|w| ± d·w)/2 and v± = (e·w² ± e·sgn d·w|w|)/2, where a digit's RTN weight e is
-    the sum of chi[j] (a tuple: resistor j's χ²) over the bits j set in |d|. The general loop adds the same terms
-    in float32 in order of k, exact while a sum stays within 2^24; above that this function does the same, so
-    results agree bit for bit. Without branches or table lookups the loop vectorises."""
+    as exact integers: z± = (|d|·|w| ± d·w)/2 and v± = (e·w² ± e·sgn d·w|w|)/2, e = `_rtn_weight`(|d|, chi).
+    The general loop adds the same terms in float32 in order of k, exact while a sum stays within 2^24; above
+    that this function does the same, so results agree bit for bit. Without branches or table lookups the loop
+    vectorises."""
     sa = sd = va = vd = np.int64(0)
     conducting = 0
     for k in range(lo, hi):
@@ -195,9 +213,7 @@ def _column_pair(d, w, chi, lo, hi, noisy):
         sa += a * m
         sd += v * c
         if noisy:
-            e = np.int64(0)
-            for j in range(len(chi)):  # unrolled: chi is a tuple
-                e += (a >> j & 1) * chi[j]
+            e = _rtn_weight(a, chi)
             va += e * c * c
             vd += (e if v > 0 else -e) * c * m
         conducting += a != 0
@@ -207,15 +223,13 @@ def _column_pair(d, w, chi, lo, hi, noisy):
     zero = zp = zm = vp = vm = np.float32(0)
     for k in range(lo, hi):
         v, c = d[k], np.float32(w[k])
-        f, e = np.float32(abs(v)), np.int64(0)
-        for j in range(len(chi)):
-            e += (abs(v) >> j & 1) * chi[j]
+        f, e = np.float32(abs(v)), np.float32(_rtn_weight(abs(v), chi))
         pos, neg = (max(c, zero), max(-c, zero)) if v > 0 else (max(-c, zero), max(c, zero))
         zp += f * pos
         zm += f * neg
         if noisy:
-            vp += np.float32(e) * pos * pos
-            vm += np.float32(e) * neg * neg
+            vp += e * pos * pos
+            vm += e * neg * neg
     return zp, zm, vp, vm, conducting
 
 
@@ -272,15 +286,6 @@ def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, lsb, full, 
                     over[gb] += _convert(zp, zm, vp, vm, rtn, key, stream, lsb[t, p], full[t, p], lsb2[t, p],
                                          full2[t, p], quantise, tile_sum[i, p])
         _shift_add(tile_sum, b, out[g, m0:m0 + rows])
-
-
-@njit(inline="always")
-def _largest(zp, zm):
-    """max(zp ∪ zm, 0)."""
-    top = np.float32(0)
-    for n in range(zp.shape[0]):
-        top = max(top, zp[n], zm[n])
-    return top
 
 
 @njit(inline="always")
