@@ -88,7 +88,6 @@ def _measured(task: str, cfgs: list, limit: int | None, workers: int, bar) -> It
     """(index, result) per config: in this process, with a bar for each evaluation pass, or on `workers`
     one-thread worker processes as they finish."""
     from xbarllm.eval.run import measure, measure_on
-    from xbarllm.explore.run import connect, disconnect
 
     if workers == 1:
         inner = bar.add_task("evaluation pass", total=None)
@@ -97,6 +96,8 @@ def _measured(task: str, cfgs: list, limit: int | None, workers: int, bar) -> It
             bar.reset(inner, total=None)
             yield i, measure(task, cfg, limit, step)
         return
+    from xbarllm.explore.run import connect, disconnect  # Dask, only when asked for
+
     client = connect(None, workers)
     try:
         yield from measure_on(client, task, cfgs, limit)

@@ -20,7 +20,7 @@ from xbarllm.sim.config import SimConfig
 from xbarllm.sim.encoding import cell_energy, encode, n_digits
 from xbarllm.sim.kernel import crossbar
 
-_CHUNK_ELEMENTS = 1 << 24  # calibration: bound on column sums held at once (about 64 MB of float32)
+_CHUNK_ELEMENTS = 1 << 24  # quantile calibration: bound on column sums held at once (about 64 MB of float32)
 
 
 def largest_column_sum(k_tile: int, w_max: int, s: int) -> int:
@@ -44,8 +44,9 @@ def adc_lsb(cfg: SimConfig, k_tile: int, w_max: int, digits: int,
     return (torch.tensor(fullscale, dtype=torch.float64) / codes).ceil().clamp(min=1).float()
 
 
-def _column_peaks(x: torch.Tensor, w: torch.Tensor, s: int, kt: int, D: int, q: float) -> list:
-    """Per (tile, digit), the largest noise-free column sum (q = 1), or its q-quantile, as a (T, D) list."""
+def _column_quantiles(x: torch.Tensor, w: torch.Tensor, s: int, kt: int, D: int, q: float) -> list:
+    """Per (tile, digit), the q-quantile of the noise-free column sums, as a (T, D) list (the kernel records
+    their maxima itself)."""
     G, M, K = x.shape
     T, N = -(-K // kt), w.shape[-1]
     pad = T * kt - K
@@ -56,8 +57,6 @@ def _column_peaks(x: torch.Tensor, w: torch.Tensor, s: int, kt: int, D: int, q: 
     signed, absolute = dig @ wt, dig.abs() @ wt.abs()
     z = torch.cat([((absolute + sign * signed) / 2).view(G, T, D, M, N) for sign in (1, -1)], dim=3)
     z = z.permute(1, 2, 0, 3, 4).reshape(T, D, -1)  # (T, D, everything else)
-    if q >= 1.0:
-        return z.amax(-1).tolist()
     step = max(1, z.shape[-1] // 200_000)  # a strided sample keeps torch.quantile within its size limit
     return torch.quantile(z[..., ::step], q, dim=-1).tolist()
 
@@ -97,7 +96,8 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         peaks = np.zeros((T, D), dtype=np.float32)
     elif observed is not None:  # quantiles: from every column sum, in torch
         rows = max(1, _CHUNK_ELEMENTS // max(1, 2 * G * T * D * N))  # bound the memory of the column sums
-        chunks = [_column_peaks(x[:, m0:m0 + rows], w * r, s, kt, D, cfg.adc_clip_quantile) for m0 in range(0, M, rows)]
+        chunks = [_column_quantiles(x[:, m0:m0 + rows], w * r, s, kt, D, cfg.adc_clip_quantile)
+                  for m0 in range(0, M, rows)]
         observed.append(torch.tensor(chunks).amax(0).tolist() if chunks else [[0.0] * D] * T)
     coarse = None
     if cfg.adc_bits is not None and cfg.adc_overrange == "reconvert":
