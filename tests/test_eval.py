@@ -9,7 +9,7 @@ import torch
 from xbarllm import XbarError
 from xbarllm.cli import main
 from xbarllm.eval import data
-from xbarllm.eval.models import minilm
+from xbarllm.eval.models import minilm, smollm2
 from xbarllm.eval.run import grid, measure, parse_sweep
 from xbarllm.eval.tasks import embed, perplexity, spearman
 from xbarllm.sim import SimConfig
@@ -168,3 +168,23 @@ def test_simulate_sweep_writes_a_tidy_table(tmp_path, capsys):
     side = json.loads(capsys.readouterr().out)
     assert code == 0 and [(r["noise"], r["value"]) for r in side] == [(r["noise"], r["value"]) for r in rows]
     assert len(path.read_text().splitlines()) == 3
+
+
+def test_smollm2_cache_holds_the_dequantised_model(tmp_path, monkeypatch):
+    # The first load dequantises the GGUF and stores it; the second reads the store: same tokens, same weights,
+    # tied head, same logits. A damaged store is a one-line error naming it.
+    monkeypatch.setenv("XBARLLM_CACHE", str(tmp_path))
+    tok, model = smollm2()
+    (cache,) = (tmp_path / "models").iterdir()
+    tok2, model2 = smollm2()
+    text = "The tower is 324 metres tall, about the same height as an 81-storey building."
+    ids = tok(text, return_tensors="pt").input_ids
+    assert torch.equal(ids, tok2(text, return_tensors="pt").input_ids)
+    a, b = model.state_dict(), model2.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert model2.lm_head.weight.data_ptr() == model2.model.embed_tokens.weight.data_ptr()
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, model2(ids).logits)
+    (cache / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(XbarError, match="unreadable model cache"):
+        smollm2()

@@ -5,11 +5,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from xbarllm.paths import cache_root
 
 
 def default_path(model: str = "smollm2-135m") -> Path:
     """Where `xbarllm flash convert` puts a model's flash file: $XBARLLM_CACHE or ~/.cache/xbarllm."""
-    root = Path(os.environ.get("XBARLLM_CACHE", Path.home() / ".cache" / "xbarllm"))
-    return root / f"{model}.xflash"
+    return cache_root() / f"{model}.xflash"

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from xbarllm.errors import XbarError
+from xbarllm.paths import cache_root
 from xbarllm.sim.modules import output_projection, rtn_error
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def tuned(model: nn.Module, name: str, ids: torch.Tensor, rtn: float, steps: int
     noisy = [s for s in LINEAR_STAGES if runs(s)]
     tag = f"{name}|{rtn}|{steps}|{seed}|" + ("" if len(noisy) == len(LINEAR_STAGES) else "+".join(noisy) + "|")
     key = hashlib.sha256(tag.encode() + ids.numpy().tobytes()).hexdigest()[:16]
-    path = Path(os.environ.get("XBARLLM_CACHE", Path.home() / ".cache" / "xbarllm")) / "tuned" / f"{key}.pt"
+    path = cache_root() / "tuned" / f"{key}.pt"
     if path.exists():
         try:
             model.load_state_dict(torch.load(path, weights_only=True))
