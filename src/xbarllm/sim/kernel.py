@@ -108,16 +108,25 @@ def _digits(row, b, rest, out):
             rest[k] = q
 
 
+@njit(inline="always")
+def _rtn_weight(a, chi):
+    """A digit magnitude a's RTN weight: the sum of chi[j] (a tuple: resistor j's χ²) over the bits j set in a."""
+    e = np.int64(0)
+    for j in range(len(chi)):  # unrolled: chi is a tuple
+        e += (a >> j & 1) * chi[j]
+    return e
+
+
 @njit(parallel=True, cache=True)
-def _energy_planes(d, energy, da, e, es, nz):
-    """|d|, e = energy[|d|] (a tuple) and e·sgn d, row by row, and nz: whether a row has a non-zero digit."""
+def _energy_planes(d, chi, da, e, es, nz):
+    """|d|, e = `_rtn_weight`(|d|, chi) (at most 127 here) and e·sgn d, row by row, and nz: whether a row has a
+    non-zero digit."""
     for r in prange(d.shape[0]):
         bits = np.int8(0)
         for k in range(d.shape[1]):
             v = d[r, k]
-            a, en = abs(v), np.int8(0)
-            for j in range(len(energy)):  # a select per entry of the table: LLVM unrolls and vectorises it
-                en = energy[j] if a == j else en
+            a = abs(v)
+            en = np.int8(_rtn_weight(a, chi))
             da[r, k], e[r, k] = a, en
             es[r, k] = -en if v < 0 else en
             bits |= v
@@ -125,10 +134,10 @@ def _energy_planes(d, energy, da, e, es, nz):
 
 
 @njit(parallel=True, cache=True)
-def _digit_planes(x, b, digits, kt, T, rows, energy):
+def _digit_planes(x, b, digits, kt, T, rows, chi):
     """The int8 path's activation operands for x (M, K): per tile t, a (T, M·D, kt) plane of digits d whose
     rows for chunk m0:m0+R (R <= rows) are contiguous and digit-major, [m0·D + p·R + j] for row m0 + j; the
-    same for |d|, e = energy[|d|] (a tuple) and e·sgn d; and nz (T, M·D): whether any digit of a slice is
+    same for |d|, e (RTN weights from chi) and e·sgn d; and nz (T, M·D): whether any digit of a slice is
     non-zero."""
     M, K = x.shape
     d = np.zeros((T, M * digits, kt), dtype=np.int8)
@@ -142,7 +151,7 @@ def _digit_planes(x, b, digits, kt, T, rows, energy):
                 d[t, r, :min(kt, K - t * kt)] = dig[p, t * kt:(t + 1) * kt]
     da, e, es = np.empty_like(d), np.empty_like(d), np.empty_like(d)
     nz = np.empty((T, M * digits), dtype=np.bool_)
-    _energy_planes(d.reshape(-1, kt), energy, da.reshape(-1, kt), e.reshape(-1, kt), es.reshape(-1, kt), nz.reshape(-1))
+    _energy_planes(d.reshape(-1, kt), chi, da.reshape(-1, kt), e.reshape(-1, kt), es.reshape(-1, kt), nz.reshape(-1))
     return d, da, e, es, nz
 
 
@@ -178,15 +187,6 @@ def _shift_add_rows(acc, b, out):
     """`_shift_add` in parallel over blocks of _ROWS rows."""
     for c in prange(-(-acc.shape[0] // _ROWS)):
         _shift_add(acc[c * _ROWS:(c + 1) * _ROWS], b, out[c * _ROWS:(c + 1) * _ROWS])
-
-
-@njit(inline="always")
-def _rtn_weight(a, chi):
-    """A digit magnitude a's RTN weight: the sum of chi[j] (a tuple: resistor j's χ²) over the bits j set in a."""
-    e = np.int64(0)
-    for j in range(len(chi)):  # unrolled: chi is a tuple
-        e += (a >> j & 1) * chi[j]
-    return e
 
 
 @njit(inline="always")
@@ -324,15 +324,14 @@ def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2,
                                 step2[p], top2[p], quantise, acc[i, p])
 
 
-def _int8_path(x, w, energy, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, out, peak):
+def _int8_path(x, w, chi, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, out, peak):
     """The int8 path of `crossbar` for one group (x: 1 × M × K, w: 1 × K × N, |w| <= 127); returns the count of
     sums converted twice. Unless peak (M, T, D) is empty, it gets each row's largest noise-free column sums."""
     _, M, K = x.shape
     N, T = w.shape[-1], -(-K // kt)
     noisy = rtn > 0
     rows = min(M, max(1, _CHUNK_BYTES // ((6 if noisy else 2) * 4 * digits * N)))
-    table = tuple(energy.astype(np.int8))
-    d, da, e, es, nz = _digit_planes(x[0], b, digits, kt, T, rows, table)
+    d, da, e, es, nz = _digit_planes(x[0], b, digits, kt, T, rows, chi)
     d, da, e, es = (torch.from_numpy(v) for v in (d, da, e, es))
     wi, wa, hl, hls = (torch.from_numpy(v) for v in _weight_planes(w[0], kt, T, noisy))
     acc = torch.zeros((M, digits, N), dtype=torch.float32).numpy()
@@ -395,7 +394,7 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     tasks = x.shape[1] if int8 else x.shape[0] * -(-x.shape[1] // _ROWS)  # rows or parallel tasks: one peak each
     peak = np.zeros((tasks if peaks is not None else 0, T, digits), dtype=np.float32)
     if int8:
-        over = _int8_path(x, w, energy, b, digits, kt, copies, rtn, key, lsb, full, lsb2, full2, out, peak)
+        over = _int8_path(x, w, chi, b, digits, kt, copies, rtn, key, lsb, full, lsb2, full2, out, peak)
     else:
         w = w * copies
         w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
