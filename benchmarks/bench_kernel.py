@@ -4,6 +4,11 @@ MiniLM's shapes at 256 tokens per batch (2560 for the attention projections of t
 Linears, a projection, a norm statistic (one-column product per token), a softmax row sum and the two
 attention products. Gaussian activations (σ 30) and random 8-bit weights. Prints best-of-7 times and the
 ratio to fp32, measured in this run, without and with 5 % RTN. `--threads N` (default 1).
+
+Then, per Linear, a floor for the noisy product: the int8 GEMMs the int8 path runs (per tile of kt = 64
+elements: |d|·|w| and d·w, N columns each; the variances' 7-bit halves, 2N columns each) on operands of the
+same shapes, and the Box-Muller draws it needs (one normal pair per column, tile, digit and row), each timed
+alone and as a ratio to fp32; torch.randn of as many values is printed for scale.
 """
 
 from __future__ import annotations
@@ -11,14 +16,52 @@ from __future__ import annotations
 import argparse
 import sys
 
+import numpy as np
 import torch
+from numba import njit, prange
 from timing import best_of
 
 from xbarllm.sim import SimConfig, xbar_matmul
+from xbarllm.sim.rng import _GAMMA, _mix, _normal_pair
 
 SHAPES = [("Linear", 1, 256, 384, 1536), ("Linear", 1, 256, 1536, 384), ("Linear", 1, 2560, 384, 384),
           ("norm", 2048, 1, 384, 1), ("row sum", 768, 40, 40, 1), ("Q·Kᵀ", 768, 40, 32, 40),
           ("scores·V", 768, 40, 40, 32)]
+KT, DIGITS = 64, 3  # elements per 128-row tile and digits per INT8 activation at S = 2
+
+
+@njit(parallel=True, cache=True)
+def _draws_only(streams, n, out):
+    """n normal pairs for each of `streams` streams, added into out (streams, n) as the kernel's noise is."""
+    for s in prange(streams):
+        state = _mix(np.uint64(7) ^ np.uint64(s) * _GAMMA)
+        for i in range(n):
+            a, b = _normal_pair(state, i)
+            out[s, i] += a + b
+
+
+def floor(M: int, K: int, N: int, fp32: float) -> str:
+    """The noisy int8 path's GEMMs and draws for an M×K×N Linear, each timed alone (ms, ratio to fp32)."""
+    g = torch.Generator().manual_seed(2)
+    T = -(-K // KT)
+    a = torch.randint(-3, 4, (DIGITS * M, KT), generator=g, dtype=torch.int8)
+    w1, w2 = (torch.randint(-127, 128, (KT, n), generator=g, dtype=torch.int8) for n in (N, 2 * N))
+    o1, o2 = torch.empty((DIGITS * M, N), dtype=torch.int32), torch.empty((DIGITS * M, 2 * N), dtype=torch.int32)
+
+    def gemms():
+        for _ in range(T):
+            for w, o in ((w1, o1), (w1, o1), (w2, o2), (w2, o2)):
+                torch._int_mm(a, w, out=o)
+
+    acc = np.zeros((T * DIGITS * M, N), dtype=np.float32)
+    randn = torch.empty(2 * acc.size)
+    _draws_only(1, 1, acc[:1, :1])  # compile or load
+    t_gemm, _ = best_of(gemms)
+    t_draw, _ = best_of(lambda: _draws_only(acc.shape[0], N, acc))
+    t_randn, _ = best_of(lambda: torch.randn(randn.shape, out=randn))
+    return (f"  floor, 5 % RTN: int8 GEMMs {t_gemm * 1e3:.2f} ms ({t_gemm / fp32:.1f}x) + draws {t_draw * 1e3:.2f} ms "
+            f"({t_draw / fp32:.1f}x; torch.randn of as many: {t_randn * 1e3:.2f} ms) = "
+            f"{(t_gemm + t_draw) / fp32:.1f}x fp32")
 
 
 def main() -> int:
@@ -42,6 +85,8 @@ def main() -> int:
             row += [t * 1e3, t / fp32]
         print(f"{name:9s} {f'{G} × {M}×{K}×{N}':>20s} {fp32 * 1e3:7.2f} {row[0]:9.2f} {row[1]:5.1f}x {row[2]:8.2f} "
               f"{row[3]:5.1f}x")
+        if name == "Linear":
+            print(floor(M, K, N, fp32))
     return 0
 
 

@@ -134,13 +134,12 @@ def _energy_planes(d, chi, da, e, es, nz):
 
 
 @njit(parallel=True, cache=True)
-def _digit_planes(x, b, digits, kt, T, rows, chi):
-    """The int8 path's activation operands for x (M, K): per tile t, a (T, M·D, kt) plane of digits d whose
-    rows for chunk m0:m0+R (R <= rows) are contiguous and digit-major, [m0·D + p·R + j] for row m0 + j; the
-    same for |d|, e (RTN weights from chi) and e·sgn d; and nz (T, M·D): whether any digit of a slice is
-    non-zero."""
+def _digit_planes(x, b, digits, kt, T, rows, chi, d, da, e, es, nz):
+    """The int8 path's activation operands for x (M, K), written into d, da, e, es (T, M·D, kt; d zero where
+    tile T - 1 runs past K) and nz (T, M·D): per tile t, a plane of digits d whose rows for chunk m0:m0+R
+    (R <= rows) are contiguous and digit-major, [m0·D + p·R + j] for row m0 + j; the same for |d|, e (RTN
+    weights from chi) and e·sgn d; and nz: whether any digit of a slice is non-zero."""
     M, K = x.shape
-    d = np.zeros((T, M * digits, kt), dtype=np.int8)
     for m in prange(M):
         m0 = m - m % rows
         dig, rest = np.empty((digits, K), dtype=np.int8), np.empty(K)
@@ -149,10 +148,7 @@ def _digit_planes(x, b, digits, kt, T, rows, chi):
             r = m0 * digits + p * min(rows, M - m0) + m - m0
             for t in range(T):
                 d[t, r, :min(kt, K - t * kt)] = dig[p, t * kt:(t + 1) * kt]
-    da, e, es = np.empty_like(d), np.empty_like(d), np.empty_like(d)
-    nz = np.empty((T, M * digits), dtype=np.bool_)
     _energy_planes(d.reshape(-1, kt), chi, da.reshape(-1, kt), e.reshape(-1, kt), es.reshape(-1, kt), nz.reshape(-1))
-    return d, da, e, es, nz
 
 
 @njit(cache=True)
@@ -331,10 +327,13 @@ def _int8_path(x, w, chi, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, ou
     N, T = w.shape[-1], -(-K // kt)
     noisy = rtn > 0
     rows = min(M, max(1, _CHUNK_BYTES // ((6 if noisy else 2) * 4 * digits * N)))
-    d, da, e, es, nz = _digit_planes(x[0], b, digits, kt, T, rows, chi)
-    d, da, e, es = (torch.from_numpy(v) for v in (d, da, e, es))
+    # operands from torch's allocator (huge pages), like the buffers below
+    d = (torch.zeros if K % kt else torch.empty)((T, M * digits, kt), dtype=torch.int8)
+    da, e, es = torch.empty_like(d), torch.empty_like(d), torch.empty_like(d)
+    nz = torch.empty((T, M * digits), dtype=torch.bool).numpy()
+    _digit_planes(x[0], b, digits, kt, T, rows, chi, *(v.numpy() for v in (d, da, e, es)), nz)
     wi, wa, hl, hls = (torch.from_numpy(v) for v in _weight_planes(w[0], kt, T, noisy))
-    acc = torch.zeros((M, digits, N), dtype=torch.float32).numpy()
+    acc = np.empty((rows, digits, N), dtype=np.float32)  # one chunk's tile sums, shift-added after its last tile
     over = np.zeros(M, dtype=np.int64)
     # GEMM outputs, allocated once: fresh multi-MB outputs per call cost more in page faults than the GEMM
     sums = torch.empty((2, digits * rows, N), dtype=torch.int32)
@@ -347,7 +346,8 @@ def _int8_path(x, w, chi, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, ou
         outs = [v.view(digits, R, -1).numpy() for v in (sa, sd, va, vd)]
         c = slice(m0 * digits, (m0 + R) * digits)  # this chunk's rows of the planes, (D·R, kt) digit-major
         pd, pa, pe, ps = d[:, c], da[:, c], e[:, c], es[:, c]
-        nzc, acc_c, over_c, peak_c = nz[:, c].reshape(T, digits, R), acc[m0:m0 + R], over[m0:m0 + R], peak[m0:m0 + R]
+        nzc, acc_c, over_c, peak_c = nz[:, c].reshape(T, digits, R), acc[:R], over[m0:m0 + R], peak[m0:m0 + R]
+        acc_c[:] = 0
         for t in range(T):
             torch._int_mm(pa[t], wa[t], out=sa)
             torch._int_mm(pd[t], wi[t], out=sd)
@@ -356,7 +356,7 @@ def _int8_path(x, w, chi, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, ou
                 torch._int_mm(ps[t], hls[t], out=vd)
             _convert_tile(*outs, nzc[t], r, rtn, key, t * digits * M + m0, M, lsb[t], full[t], lsb2[t], full2[t],
                           quantise, acc_c, over_c, peak_c[:, t])
-    _shift_add_rows(acc, b, out[0])
+        _shift_add_rows(acc_c, b, out[0, m0:m0 + R])
     return int(over.sum())
 
 
