@@ -68,15 +68,25 @@ def _adc(z, step, top, step2, top2):
 
 
 @njit(inline="always")
+def _add_noise(state, n, rtn, zp, zm, vp, vm):
+    """Column n's RTN: zp[n] += rtn·√vp[n]·ε⁺ and zm[n] += rtn·√vm[n]·ε⁻, (ε⁺, ε⁻) normal pair n of `state`."""
+    ep, em = _normal_pair(state, n)
+    zp[n] += np.sqrt(vp[n]) * rtn * ep
+    zm[n] += np.sqrt(vm[n]) * rtn * em
+
+
+@njit(inline="always")
 def _convert(zp, zm, vp, vm, rtn, key, stream, step, top, step2, top2, quantise, acc):
     """Convert one row's '+'/'-' column sums zp, zm (variances vp, vm; with rtn > 0, column n's noise is normal
     pair n of `stream` of `key`): acc += q⁺ - q⁻. Returns the number of sums converted twice."""
     if rtn > 0:
         state = _mix(key ^ stream * _GAMMA)
-        for n in range(acc.shape[0]):
-            ep, em = _normal_pair(state, n)
-            zp[n] += np.sqrt(vp[n]) * rtn * ep
-            zm[n] += np.sqrt(vm[n]) * rtn * em
+        h = acc.shape[0] // 2  # columns n and n + h in one iteration: two independent vectors hide latency
+        for n in range(h):
+            _add_noise(state, n, rtn, zp, zm, vp, vm)
+            _add_noise(state, n + h, rtn, zp, zm, vp, vm)
+        for n in range(2 * h, acc.shape[0]):
+            _add_noise(state, n, rtn, zp, zm, vp, vm)
     over = 0
     if not quantise:
         for n in range(acc.shape[0]):
