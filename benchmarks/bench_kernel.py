@@ -22,7 +22,8 @@ from numba import njit, prange
 from timing import best_of
 
 from xbarllm.sim import SimConfig, xbar_matmul
-from xbarllm.sim.rng import _GAMMA, _mix, _normal_pair
+from xbarllm.sim.kernel import _add_noise_row
+from xbarllm.sim.rng import _GAMMA, _mix
 
 SHAPES = [("Linear", 1, 256, 384, 1536), ("Linear", 1, 256, 1536, 384), ("Linear", 1, 2560, 384, 384),
           ("norm", 2048, 1, 384, 1), ("row sum", 768, 40, 40, 1), ("Q·Kᵀ", 768, 40, 32, 40),
@@ -31,13 +32,10 @@ KT, DIGITS = 64, 3  # elements per 128-row tile and digits per INT8 activation a
 
 
 @njit(parallel=True, cache=True)
-def _draws_only(streams, n, out):
-    """n normal pairs for each of `streams` streams, added into out (streams, n) as the kernel's noise is."""
-    for s in prange(streams):
-        state = _mix(np.uint64(7) ^ np.uint64(s) * _GAMMA)
-        for i in range(n):
-            a, b = _normal_pair(state, i)
-            out[s, i] += a + b
+def _draws_only(zp, zm, v):
+    """The kernel's noise on every row of zp and zm (streams × N), all variances v (N,): one pair per column."""
+    for s in prange(zp.shape[0]):
+        _add_noise_row(_mix(np.uint64(7) ^ np.uint64(s) * _GAMMA), np.float32(0.05), zp[s], zm[s], v, v)
 
 
 def floor(M: int, K: int, N: int, fp32: float) -> str:
@@ -53,11 +51,12 @@ def floor(M: int, K: int, N: int, fp32: float) -> str:
             for w, o in ((w1, o1), (w1, o1), (w2, o2), (w2, o2)):
                 torch._int_mm(a, w, out=o)
 
-    acc = np.zeros((T * DIGITS * M, N), dtype=np.float32)
-    randn = torch.empty(2 * acc.size)
-    _draws_only(1, 1, acc[:1, :1])  # compile or load
+    zp, zm = np.zeros((2, T * DIGITS * M, N), dtype=np.float32)
+    v = np.ones(N, dtype=np.float32)
+    randn = torch.empty(2 * zp.size)
+    _draws_only(zp[:1], zm[:1], v)  # compile or load
     t_gemm, _ = best_of(gemms)
-    t_draw, _ = best_of(lambda: _draws_only(acc.shape[0], N, acc))
+    t_draw, _ = best_of(lambda: _draws_only(zp, zm, v))
     t_randn, _ = best_of(lambda: torch.randn(randn.shape, out=randn))
     return (f"  floor, 5 % RTN: int8 GEMMs {t_gemm * 1e3:.2f} ms ({t_gemm / fp32:.1f}x) + draws {t_draw * 1e3:.2f} ms "
             f"({t_draw / fp32:.1f}x; torch.randn of as many: {t_randn * 1e3:.2f} ms) = "

@@ -76,17 +76,23 @@ def _add_noise(state, n, rtn, zp, zm, vp, vm):
 
 
 @njit(inline="always")
+def _add_noise_row(state, rtn, zp, zm, vp, vm):
+    """`_add_noise` for every column, n and n + N/2 in one iteration: two independent vector chains hide the
+    latency of the Box-Muller polynomials (draws 1.08 → 0.90 ns per pair here)."""
+    h = zp.shape[0] // 2
+    for n in range(h):
+        _add_noise(state, n, rtn, zp, zm, vp, vm)
+        _add_noise(state, n + h, rtn, zp, zm, vp, vm)
+    for n in range(2 * h, zp.shape[0]):
+        _add_noise(state, n, rtn, zp, zm, vp, vm)
+
+
+@njit(inline="always")
 def _convert(zp, zm, vp, vm, rtn, key, stream, step, top, step2, top2, quantise, acc):
     """Convert one row's '+'/'-' column sums zp, zm (variances vp, vm; with rtn > 0, column n's noise is normal
     pair n of `stream` of `key`): acc += q⁺ - q⁻. Returns the number of sums converted twice."""
     if rtn > 0:
-        state = _mix(key ^ stream * _GAMMA)
-        h = acc.shape[0] // 2  # columns n and n + h in one iteration: two independent vectors hide latency
-        for n in range(h):
-            _add_noise(state, n, rtn, zp, zm, vp, vm)
-            _add_noise(state, n + h, rtn, zp, zm, vp, vm)
-        for n in range(2 * h, acc.shape[0]):
-            _add_noise(state, n, rtn, zp, zm, vp, vm)
+        _add_noise_row(_mix(key ^ stream * _GAMMA), rtn, zp, zm, vp, vm)
     over = 0
     if not quantise:
         for n in range(acc.shape[0]):
