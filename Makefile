@@ -31,7 +31,7 @@ $(VENV)/.aihwkit-stamp: $(STAMP)
 
 bench-sim: $(VENV)/.aihwkit-stamp
 	$(PY) benchmarks/bench_kernel.py
-	$(PY) benchmarks/bench_sim.py
+	$(PY) benchmarks/bench_sim.py --breakdown
 
 bench-flash: $(STAMP)
 	$(PY) benchmarks/bench_flash.py

@@ -1,8 +1,10 @@
 """Wall time of MiniLM over STS-B test: fp32 vs the crossbar path (S = 2, RTN 5 %), in one process.
 
 Target (issue 4): crossbar / fp32 <= 3x. Prints both times, the ratio and each run's Spearman; `--limit N`
-uses the first N pairs. If aihwkit-lightning (the `aihwkit` extra) is installed, the same model with its
-8-bit DAC/ADC inference tiles is timed and scored too, side by side.
+uses the first N pairs. `--breakdown` also times, in the same process, the crossbar without noise and, with and without
+noise, the crossbar on the Linears alone (attention and norms in fp32), to show where the time goes.
+If aihwkit-lightning (the `aihwkit` extra) is installed, the same model with its 8-bit DAC/ADC inference tiles is
+timed and scored too, side by side.
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ def score(emb: torch.Tensor, gold: list[float]) -> float:
     return stsb_score(emb[: len(gold)], emb[len(gold):], gold)
 
 
+def crossbar_run(tok, sentences: list[str], gold: list[float], cfg: SimConfig) -> tuple[float, float, float]:
+    """(seconds for the sentences, seconds to calibrate the ADCs, Spearman × 100) of MiniLM on the chip `cfg`."""
+    _, model = minilm()
+    chip = install(model, cfg)
+    t_cal, _ = timed(lambda: chip.calibrate(lambda: embed(tok, model, data.stsb("dev")[0][:64])))
+    t, emb = timed(lambda: embed(tok, model, sentences))
+    return t, t_cal, score(emb, gold)
+
+
 def aihwkit_model(noise: float):
     """MiniLM with every Linear an aihwkit-lightning AnalogLinear: 128-row tiles, 8-bit DAC on a per-token
     abs-max input range, 8-bit ADC bounded at aihwkit's default 12 (x input range x max |w|), 8-bit per-channel
@@ -63,6 +74,7 @@ def aihwkit_model(noise: float):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--breakdown", action="store_true")
     args = ap.parse_args()
     a, b, gold = data.stsb("test")
     if args.limit:
@@ -71,13 +83,16 @@ def main() -> int:
     tok, ref = minilm()
     embed(tok, ref, sentences[:8])  # warm up
     t_fp32, e = timed(lambda: embed(tok, ref, sentences))
-    _, model = minilm()
-    chip = install(model, SimConfig(rtn=RTN))
-    t_cal, _ = timed(lambda: chip.calibrate(lambda: embed(tok, model, data.stsb("dev")[0][:64])))
-    t_xbar, ex = timed(lambda: embed(tok, model, sentences))
+    print(f"sentences {len(sentences)}: fp32 {t_fp32:.2f} s (Spearman {score(e, gold):.2f})")
+    if args.breakdown:
+        for label, cfg in (("crossbar, no noise, Linears only", SimConfig(stages="linear")),
+                           ("crossbar, no noise", SimConfig()),
+                           (f"crossbar + {RTN:.0%} RTN, Linears only", SimConfig(rtn=RTN, stages="linear"))):
+            t, _, s = crossbar_run(tok, sentences, gold, cfg)
+            print(f"{label}: {t:.2f} s (Spearman {s:.2f}), ratio {t / t_fp32:.1f}x")
+    t_xbar, t_cal, s = crossbar_run(tok, sentences, gold, SimConfig(rtn=RTN))
     ratio = t_xbar / t_fp32
-    print(f"sentences {len(sentences)}: fp32 {t_fp32:.2f} s (Spearman {score(e, gold):.2f}), crossbar + "
-          f"{RTN:.0%} RTN {t_xbar:.2f} s (+ calibration {t_cal:.2f} s; Spearman {score(ex, gold):.2f}), "
+    print(f"crossbar + {RTN:.0%} RTN {t_xbar:.2f} s (+ calibration {t_cal:.2f} s; Spearman {s:.2f}), "
           f"ratio {ratio:.1f}x (target <= 3x)")
     if importlib.util.find_spec("aihwkit_lightning") is None:
         print("aihwkit: not installed (`pip install -e '.[aihwkit]'` adds aihwkit-lightning; full aihwkit 1.2.0 "
