@@ -51,10 +51,11 @@ def test_stages_keep_the_others_fp32(reference):
         SimConfig(stages="linear+ffn")
 
 
-def test_ideal_crossbar_equals_int8_digital_in_the_model(reference):
+@pytest.mark.parametrize("mode", ["xbar", "xbar_stat"])
+def test_ideal_crossbar_equals_int8_digital_in_the_model(reference, mode):
     tok, _ = reference
     int8, _, _ = _embed_with(SimConfig(mode="int8"), tok)
-    ideal, _, _ = _embed_with(SimConfig(adc_bits=None), tok)
+    ideal, _, _ = _embed_with(SimConfig(mode=mode, adc_bits=None), tok)
     assert torch.allclose(int8, ideal, atol=1e-5)
 
 
@@ -71,6 +72,8 @@ def test_stsb_smoke_20_pairs_within_005_of_fp32():
     noisy = measure("stsb", SimConfig(rtn=0.05), limit=20, progress=lambda d, t: seen.append((d, t)))["value"]
     assert abs(noisy - fp32) / 100 <= 0.05
     assert seen == [(1, 2), (2, 2)]  # one batch of 20 sentences a side
+    stat = measure("stsb", SimConfig(mode="xbar_stat", rtn=0.05), limit=20)["value"]
+    assert abs(stat - fp32) / 100 <= 0.05
 
 
 def test_perplexity_reports_each_window_and_matches_one_pass():

@@ -16,10 +16,14 @@ class SimConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: Literal["fp32", "int8", "xbar", "analog"] = Field(
-        "xbar", description="fp32 reference, INT8 digital, crossbar, or analog: fp32 products plus the RTN "
-        "model's Gaussian error (variance rtn² Σ x²y²) without quantisation, digits or ADC, a control that "
-        "separates a model's own noise sensitivity from the crossbar's numerics")
+    mode: Literal["fp32", "int8", "xbar", "xbar_stat", "analog"] = Field(
+        "xbar", description="fp32 reference, INT8 digital, crossbar (bit level: every digit, tile, column sum, "
+        "RTN draw and ADC conversion), xbar_stat (the crossbar's error in distribution: the exact integer "
+        "product plus one Gaussian per output with the RTN variance of the digits' resistors and the ADC's "
+        "rounding variance, without clipping, so full-scale ranges only; one-column products stay bit level; "
+        "see sim.stat), or analog: fp32 products "
+        "plus the RTN model's Gaussian error (variance rtn² Σ x²y²) without quantisation, digits or ADC, a "
+        "control that separates a model's own noise sensitivity from the crossbar's numerics")
     encoding_s: int = Field(2, ge=1, le=8, description="S: balanced base 2^(S+1)-1, S resistor rows per element")
     rows: int = Field(128, ge=1, description="crossbar rows; a tile holds rows // S reduction elements")
     act_bits: int = Field(8, ge=2, le=16, description="symmetric activation integers, |x| <= 2^(b-1)-1; "
@@ -91,6 +95,13 @@ class SimConfig(BaseModel):
     def rtn_element(self) -> float:
         """`per_element` of the chip's RTN."""
         return self.per_element(self.rtn)
+
+    @model_validator(mode="after")
+    def _stat_does_not_clip(self) -> SimConfig:
+        if self.mode == "xbar_stat" and (self.adc_clip_quantile < 1 or self.adc_fullscale < 1):
+            field = "adc_clip_quantile" if self.adc_clip_quantile < 1 else "adc_fullscale"
+            raise ValueError(f"mode xbar_stat does not model clipping; {field} must be 1")
+        return self
 
     @model_validator(mode="after")
     def _analog_is_rtn_only(self) -> SimConfig:

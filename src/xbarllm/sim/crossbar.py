@@ -44,6 +44,31 @@ def adc_lsb(cfg: SimConfig, k_tile: int, w_max: int, digits: int,
     return (torch.tensor(fullscale, dtype=torch.float64) / codes).ceil().clamp(min=1).float()
 
 
+def tiles_and_steps(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, x_max: int | None = None,
+                    fullscale: list | None = None) -> tuple[int, int, torch.Tensor, int]:
+    """(elements per tile kt, digit count D, ADC step per tile and digit (T, D) float32 in unit products of
+    the copies' summed weights (all 0 without an ADC), their largest |weight| r·max|w|) for (G, M, K) @ (G, K, N).
+
+    `x_max` bounds |x| (default 2^(act_bits-1)-1) and sets D; `fullscale` is as in `adc_lsb`; tiles beyond
+    those calibrated (a longer K) take the coarsest calibrated step."""
+    kt = elements_per_crossbar(cfg.rows, cfg.encoding_s, cfg.copies)  # >= 1: SimConfig checks it
+    T = -(-x.shape[-1] // kt)
+    x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
+    D = n_digits(cfg.encoding_s, x_max)
+    b = base(cfg.encoding_s)
+    if x.numel() and float(x.abs().max()) > (b**D - 1) // 2:
+        raise ValueError(f"{D} base-{b} digits cannot hold values up to {int(x.abs().max())}")
+    w_max = cfg.copies * int(w.abs().max().item()) if w.numel() else 0
+    lsb = adc_lsb(cfg, kt, max(w_max, 1), D, fullscale)
+    if lsb is None:  # no ADC: the kernel skips quantisation when lsb <= 0
+        lsb = torch.zeros(T, D)
+    elif lsb.dim() == 1:
+        lsb = lsb.expand(T, D)
+    else:
+        lsb = torch.cat([lsb, lsb.amax(0, keepdim=True).expand(max(0, T - len(lsb)), D)])[:T]
+    return kt, D, lsb.float().contiguous(), w_max
+
+
 def _column_quantiles(x: torch.Tensor, w: torch.Tensor, s: int, kt: int, D: int, q: float) -> list:
     """Per (tile, digit), the q-quantile of the noise-free column sums, as a (T, D) list (the kernel records
     their maxima itself)."""
@@ -71,25 +96,11 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     is a list, the largest column sum per tile and digit before the ADC is appended to it as a (T, D) list.
     `stats` (a dict) accumulates "conversions" and "reconversions" (over-range sums converted again).
     """
-    G, M, K = x.shape
+    G, M, _ = x.shape
     N = w.shape[-1]
     s, r = cfg.encoding_s, cfg.copies
-    kt = elements_per_crossbar(cfg.rows, s, r)  # >= 1: SimConfig checks it
-    T = -(-K // kt)
-    x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
-    D = n_digits(s, x_max)
-    b = base(s)
-    if x.numel() and float(x.abs().max()) > (b**D - 1) // 2:
-        raise ValueError(f"{D} base-{b} digits cannot hold values up to {int(x.abs().max())}")
-    w_max = r * int(w.abs().max().item()) if w.numel() else 0
-    lsb = adc_lsb(cfg, kt, max(w_max, 1), D, fullscale)
-    if lsb is None:  # no ADC: the kernel skips quantisation when lsb <= 0
-        lsb = torch.zeros(T, D)
-    elif lsb.dim() == 1:
-        lsb = lsb.expand(T, D)
-    else:  # tiles beyond those calibrated (a longer K) take the coarsest calibrated step
-        lsb = torch.cat([lsb, lsb.amax(0, keepdim=True).expand(max(0, T - len(lsb)), D)])[:T]
-    lsb = lsb.float().contiguous()
+    kt, D, lsb, w_max = tiles_and_steps(x, w, cfg, x_max, fullscale)
+    T = lsb.shape[0]
     full = lsb * (2**cfg.adc_bits - 1) if cfg.adc_bits is not None else lsb
     peaks = None
     if observed is not None and cfg.adc_clip_quantile >= 1:  # the kernel records the largest column sums

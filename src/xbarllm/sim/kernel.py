@@ -376,6 +376,14 @@ def _int8_path(x, w, chi, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, ou
     return int(over.sum())
 
 
+def use_torch_threads() -> None:
+    """Run numba's parallel loops on as many threads as torch uses (and keep torch's count)."""
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    if torch.get_num_threads() != threads:  # launching numba's OpenMP pool resets the process's thread count
+        torch.set_num_threads(threads)
+
+
 def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: int, kt: int, rtn: float, key: int,
              lsb: np.ndarray, full: np.ndarray, coarse: tuple[np.ndarray, np.ndarray] | None = None,
              copies: int = 1, peaks: np.ndarray | None = None) -> tuple[np.ndarray, int]:
@@ -393,10 +401,7 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     2^24. If `peaks` (T × D float32) is given, it is set to the largest noise-free z± per tile and digit (ADC
     calibration). Runs on as many threads as torch uses.
     """
-    threads = torch.get_num_threads()
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    if torch.get_num_threads() != threads:  # launching numba's OpenMP pool resets the process's thread count
-        torch.set_num_threads(threads)
+    use_torch_threads()
     b = base(s)
     chi = tuple(int(energy[1 << j]) for j in range(s))  # resistor j's χ²; a digit's RTN weight is their sum
     if any(energy[a] != sum(c for j, c in enumerate(chi) if a >> j & 1) for a in range(len(energy))):

@@ -14,6 +14,9 @@ from xbarllm.sim.config import SimConfig
 from xbarllm.sim.crossbar import xbar_matmul
 from xbarllm.sim.faults import misread_probability, stored_weights
 from xbarllm.sim.quant import quantize
+from xbarllm.sim.stat import stat_matmul
+
+CROSSBAR_MODES = ("xbar", "xbar_stat")  # products quantised and sent through the computation crossbar
 
 
 def rtn_error(x: torch.Tensor, y: torch.Tensor, rtn: float, gen: torch.Generator) -> torch.Tensor:
@@ -43,13 +46,15 @@ class Products:
         self.adc: dict[str, int] = {}  # ADC conversions and over-range reconversions, summed over products
 
     def matmul(self, xq: torch.Tensor, yq: torch.Tensor, site: str) -> torch.Tensor:
-        """Integer-valued (G, M, K) @ (G, K, N): exact in int8 mode, through the crossbar in xbar mode."""
-        if self.cfg.mode != "xbar":
+        """Integer-valued (G, M, K) @ (G, K, N): exact in int8 mode, through the crossbar in the xbar modes."""
+        if self.cfg.mode not in CROSSBAR_MODES:
             return (xq.double() @ yq.double()).to(torch.float32)
         if self._observed is not None:  # calibration pass: ideal ADC, no noise, record column sums
             ideal = self.cfg.model_copy(update={"adc_bits": None, "rtn": 0.0})
             return xbar_matmul(xq, yq, ideal, observed=self._observed.setdefault(site, [])).to(torch.float32)
         fs = self.fullscale.get(site) if self.cfg.adc_policy != "worst_case" else None
+        if self.cfg.mode == "xbar_stat" and yq.shape[-1] > 1:  # one-column products stay bit level (sim.stat)
+            return stat_matmul(xq, yq, self.cfg, self.gen, fullscale=fs, stats=self.adc)
         return xbar_matmul(xq, yq, self.cfg, self.gen, fullscale=fs, stats=self.adc).to(torch.float32)
 
     def analog(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -73,7 +78,7 @@ class Products:
 
         With smooth_alpha set, a first pass in fp32 records each Linear's per-channel activation range
         and smooths it (int8 and xbar modes) before the ADC ranges are recorded."""
-        if self.cfg.mode in ("int8", "xbar") and self.cfg.smooth_alpha is not None:
+        if self.cfg.mode in ("int8", *CROSSBAR_MODES) and self.cfg.smooth_alpha is not None:
             cfg, self._act_max = self.cfg, {}
             self.cfg = cfg.model_copy(update={"mode": "fp32"})
             try:
@@ -83,7 +88,7 @@ class Products:
                     lin.smooth(amax, cfg.smooth_alpha)
             finally:
                 self.cfg, self._act_max = cfg, None
-        if self.cfg.mode != "xbar" or self.cfg.adc_policy == "worst_case":
+        if self.cfg.mode not in CROSSBAR_MODES or self.cfg.adc_policy == "worst_case":
             return
         self._observed = {}
         try:

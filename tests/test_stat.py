@@ -1,0 +1,83 @@
+"""The crossbar's error in distribution (mode xbar_stat) against the bit-level path."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from xbarllm.sim import SimConfig, xbar_matmul
+from xbarllm.sim.modules import Products
+from xbarllm.sim.stat import stat_matmul
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 9), st.integers(1, 1500), st.integers(1, 9), st.sampled_from([4, 8, 10]),
+       st.sampled_from([None, 24]), st.integers(0, 2**31 - 1))
+def test_noise_free_with_a_fine_adc_is_the_integer_product(G, M, K, N, act_bits, adc_bits, seed):
+    # An ideal ADC, or one whose step is a unit product (24 bits), adds nothing: the exact product, on the int8,
+    # float32 and float64 paths.
+    g = torch.Generator().manual_seed(seed)
+    top = 2 ** (act_bits - 1) - 1
+    x = torch.randint(-top, top + 1, (G, M, K), generator=g).float()
+    w = torch.randint(-127, 128, (G, K, N), generator=g).float()
+    cfg = SimConfig(mode="xbar_stat", act_bits=act_bits, adc_bits=adc_bits, adc_policy="worst_case")
+    assert torch.equal(stat_matmul(x, w, cfg, g).double(), (x.double() @ w.double()).float().double())
+
+
+def _operands(G, M, K, N, seed, sparse=False):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(G, M, K, generator=g) * 30).round().clamp(-127, 127)  # activations: mostly small
+    if sparse:  # a few non-zero elements per tile: many '+' or '-' columns stay empty and convert to 0
+        x *= torch.rand(G, M, K, generator=g) < 0.03
+    w = torch.randint(-127, 128, (G, K, N), generator=g).float()
+    return x, w
+
+
+@pytest.mark.parametrize(("rtn", "adc", "copies", "G", "sparse"), [
+    (0.05, "calibrated", 1, 1, False), (0.25, "calibrated", 1, 1, False), (0.0, "calibrated", 1, 1, False),
+    (0.0, "worst_case", 1, 1, False), (0.05, "worst_case", 2, 1, False), (0.05, "calibrated", 1, 64, False),
+    (0.05, "calibrated", 1, 1, True)])
+def test_error_variance_matches_the_bit_level_path(rtn, adc, copies, G, sparse):
+    x, w = _operands(G, 256 // G, 300, 128, 0, sparse)
+    cfg = SimConfig(rtn=rtn, adc_policy=adc, copies=copies)
+    fullscale = None
+    if adc == "calibrated":  # the largest column sums of these operands: nothing clips
+        seen = []
+        xbar_matmul(x, w, cfg.model_copy(update={"adc_bits": None, "rtn": 0.0}), observed=seen)
+        fullscale = seen[0]
+    exact = x.double() @ w.double()
+    bit = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(1), fullscale=fullscale) - exact
+    stat = stat_matmul(x, w, cfg.model_copy(update={"mode": "xbar_stat"}), torch.Generator().manual_seed(1),
+                       fullscale=fullscale).double() - exact
+    ratio = (stat**2).mean() / (bit**2).mean()
+    assert ratio == pytest.approx(1, abs=0.06), float(ratio)
+    assert abs(stat.mean()) < 0.05 * stat.std()
+
+
+def test_same_seed_same_numbers_on_any_thread_count():
+    x, w = _operands(1, 40, 200, 30, 3)
+    cfg = SimConfig(mode="xbar_stat", rtn=0.05)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a = stat_matmul(x, w, cfg, torch.Generator().manual_seed(9))
+        torch.set_num_threads(2)
+        b = stat_matmul(x, w, cfg, torch.Generator().manual_seed(9))
+    finally:
+        torch.set_num_threads(threads)
+    c = stat_matmul(x, w, cfg, torch.Generator().manual_seed(10))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_one_column_products_stay_bit_level_in_a_model():
+    x, w = _operands(5, 1, 300, 1, 4)  # a norm statistic: one token, one column
+    cfg = SimConfig(mode="xbar_stat", rtn=0.05, adc_policy="worst_case")
+    bit = xbar_matmul(x, w, cfg.model_copy(update={"mode": "xbar"}), torch.Generator().manual_seed(0))
+    assert torch.equal(Products(cfg).matmul(x, w, "norm.meansq"), bit.float())
+
+
+def test_clipping_configurations_are_refused():
+    for field, value in (("adc_clip_quantile", 0.99), ("adc_fullscale", 0.5)):
+        with pytest.raises(ValidationError, match=f"xbar_stat does not model clipping; {field} must be 1"):
+            SimConfig(mode="xbar_stat", **{field: value})
