@@ -1,0 +1,70 @@
+"""How closely mode xbar_stat reproduces the bit-level crossbar's error, product by product, on real inputs.
+
+Records the integer operands of every product MiniLM sends to the chip for the first N STS-B test sentences
+(or SmolLM2 for the first N WikiText-2 tokens), then runs each through both paths and prints, per product kind, the
+mean-square error against the exact integer product: bit level, xbar_stat, and their ratio. Norm statistics
+(mean, meansq) and row sums run bit level in a model; they are listed to show why.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import torch
+
+import xbarllm.sim.modules as modules
+from xbarllm.eval import data
+from xbarllm.eval.models import minilm, smollm2
+from xbarllm.eval.tasks import embed
+from xbarllm.sim import SimConfig, xbar_matmul
+from xbarllm.sim.stat import stat_matmul
+
+
+def operands(model_name: str, n: int, cfg: SimConfig) -> list[tuple[torch.Tensor, torch.Tensor, str, list | None]]:
+    """(x, y, product kind, ADC full scale) of every product of MiniLM on the first n STS-B test sentences, or of
+    SmolLM2 on the first n WikiText-2 test tokens (ranges calibrated as `xbarllm simulate` does)."""
+    if model_name == "minilm":
+        tok, model = minilm()
+        calibrate = lambda: embed(tok, model, data.stsb("dev")[0][:64])  # noqa: E731
+        run = lambda: embed(tok, model, data.stsb("test")[0][:n])  # noqa: E731
+    else:
+        tok, model = smollm2()
+        cal = tok(" ".join(data.sst2("train")[0][:40]), return_tensors="pt").input_ids[:, :256]
+        ids = tok(data.wikitext2(), return_tensors="pt").input_ids[:, :n]
+        calibrate, run = (lambda: model(cal)), (lambda: model(ids))
+    chip = modules.install(model, cfg)
+    chip.calibrate(calibrate)
+    seen = []
+    chip.matmul = lambda x, y, site: seen.append((x, y, site.split(".")[-1] if "." in site else "linear",
+                                                  chip.fullscale.get(site))) or x @ y
+    with torch.no_grad():
+        run()
+    return seen
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="minilm", choices=["minilm", "smollm2"])
+    ap.add_argument("--n", type=int, default=64, help="sentences (MiniLM) or tokens (SmolLM2)")
+    ap.add_argument("--act-bits", type=int, default=8)
+    ap.add_argument("--rtn", default="0,0.05,0.25")
+    ap.add_argument("--overrange", default="clip", choices=["clip", "reconvert"])
+    args = ap.parse_args()
+    base = SimConfig(act_bits=args.act_bits, adc_overrange=args.overrange)
+    calls = operands(args.model, args.n, base)
+    for rtn in map(float, args.rtn.split(",")):
+        cfg = base.model_copy(update={"rtn": rtn})
+        sums = defaultdict(lambda: torch.zeros(3, dtype=torch.float64))  # bit, stat, outputs
+        for i, (x, y, kind, fs) in enumerate(calls):
+            exact = x.double() @ y.double()
+            bit = xbar_matmul(x, y, cfg, torch.Generator().manual_seed(i), fullscale=fs) - exact
+            stat = stat_matmul(x, y, cfg, torch.Generator().manual_seed(i), fullscale=fs).double() - exact
+            sums[kind] += torch.tensor([float((bit**2).sum()), float((stat**2).sum()), exact.numel()])
+        for kind, (b, s, n) in sums.items():
+            print(f"rtn {rtn:g} ({args.overrange}) {kind:7s}: mean-square error bit {b / n:.4g}, "
+                  f"stat {s / n:.4g}, stat/bit {s / b:.3f}")
+
+
+if __name__ == "__main__":
+    main()
