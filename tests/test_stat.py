@@ -12,8 +12,8 @@ from xbarllm.sim.stat import stat_matmul
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 9), st.integers(1, 1500), st.integers(1, 9), st.sampled_from([4, 8, 10, 14, 16]),
-       st.sampled_from([None, 24]), st.integers(0, 2**31 - 1))
+@given(st.integers(1, 3), st.integers(1, 9), st.integers(1, 1500), st.integers(1, 9),
+       st.sampled_from([4, 8, 10, 14, 16]), st.sampled_from([None, 24]), st.integers(0, 2**31 - 1))
 def test_noise_free_with_a_fine_adc_is_the_integer_product(G, M, K, N, act_bits, adc_bits, seed):
     # An ideal ADC, or one whose step is a unit product (24 bits), adds nothing: the exact product, on the int8,
     # float32 and float64 paths.
