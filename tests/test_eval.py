@@ -134,6 +134,9 @@ def test_sweep_grid():
     (["simulate", "all-minilm-l6-v2", "--sweep", "tune_steps=0,10"], "tune_steps"),
     (["simulate", "smollm2-135m", "--task", "wikitext2", "--sweep", "mode=analog", "--sweep", "stuck_rate=0.01"],
      "stuck_rate must be 0"),
+    (["simulate", "all-minilm-l6-v2", "--mode", "fast"], "--mode"),
+    (["simulate", "all-minilm-l6-v2", "--mode", "xbar_stat", "--sweep", "adc_clip_quantile=0.99"],
+     "xbar_stat does not model clipping; adc_clip_quantile must be 1"),
 ])
 def test_simulate_bad_input(capsys, args, needle):
     assert main(args) == 2
@@ -157,6 +160,18 @@ def test_simulate_keeps_the_rows_measured_before_a_failure(tmp_path, monkeypatch
     assert code == 2 and "second configuration failed" in capsys.readouterr().err
     assert calls == [0.0, 0.05]
     assert len(path.read_text().splitlines()) == 2  # header + the first configuration's row
+
+
+def test_simulate_mode_sets_the_crossbar_rows(monkeypatch, capsys):
+    run = []
+    monkeypatch.setattr("xbarllm.eval.run.measure", lambda task, cfg, limit, progress: run.append(
+        (cfg.mode, cfg.rtn)) or {"task": task, "metric": "m", "value": 1.0, "seconds": 0.0, "exp_overflow_calls": 0,
+                                 "exp_calls": 0, "adc_reconverted": 0.0})
+    assert main(["simulate", "all-minilm-l6-v2", "--mode", "xbar_stat", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["mode"], r["noise"]) for r in rows] == [("fp32", "-"), ("int8", "-"), ("xbar_stat", "0"),
+                                                       ("xbar_stat", "0.05")]
+    assert run == [("fp32", 0.05), ("int8", 0.05), ("xbar_stat", 0.0), ("xbar_stat", 0.05)]
 
 
 def test_simulate_sweep_writes_a_tidy_table(tmp_path, capsys):
