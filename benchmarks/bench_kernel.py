@@ -3,7 +3,8 @@
 MiniLM's shapes at 256 tokens per batch (2560 for the attention projections of ten sentences): the two FFN
 Linears, a projection, a norm statistic (one-column product per token), a softmax row sum and the two
 attention products. Gaussian activations (σ 30) and random 8-bit weights. Prints best-of-7 times and the
-ratio to fp32, measured in this run, without and with 5 % RTN. `--threads N` (default 1).
+ratio to fp32, measured in this run, without and with 5 % RTN, and with 5 % RTN in distribution (`stat_matmul`,
+mode xbar_stat). `--threads N` (default 1).
 
 Then, per Linear, a floor for the noisy product: the int8 GEMMs the int8 path runs (per tile of kt = 64
 elements: |d|·|w| and d·w, N columns each; the variances' 7-bit halves, 2N columns each) on operands of the
@@ -24,6 +25,7 @@ from timing import best_of
 from xbarllm.sim import SimConfig, xbar_matmul
 from xbarllm.sim.kernel import _add_noise_row
 from xbarllm.sim.rng import _GAMMA, _mix
+from xbarllm.sim.stat import stat_matmul
 
 SHAPES = [("Linear", 1, 256, 384, 1536), ("Linear", 1, 256, 1536, 384), ("Linear", 1, 2560, 384, 384),
           ("norm", 2048, 1, 384, 1), ("row sum", 768, 40, 40, 1), ("Q·Kᵀ", 768, 40, 32, 40),
@@ -70,20 +72,20 @@ def main() -> int:
     g = torch.Generator().manual_seed(0)
     print(f"threads {torch.get_num_threads()}; best of 7 (ms)")
     print(f"{'product':9s} {'groups × M×K×N':>20s} {'fp32':>7s} {'no noise':>9s} {'ratio':>6s} {'5 % RTN':>8s} "
-          f"{'ratio':>6s}")
+          f"{'ratio':>6s} {'stat 5 %':>9s} {'ratio':>6s}")
     for name, G, M, K, N in SHAPES:
         x = (torch.randn(G, M, K, generator=g) * 30).round().clamp(-127, 127)
         w = torch.randint(-127, 128, (G, K, N), generator=g).float()
         fp32, _ = best_of(lambda x=x, w=w: x @ w)
         row = []
-        for rtn in (0.0, 0.05):
+        for product, rtn in ((xbar_matmul, 0.0), (xbar_matmul, 0.05), (stat_matmul, 0.05)):
             cfg = SimConfig(rtn=rtn, adc_policy="worst_case")
-            run = lambda x=x, w=w, cfg=cfg: xbar_matmul(x, w, cfg, torch.Generator().manual_seed(1))  # noqa: E731
+            run = lambda x=x, w=w, cfg=cfg, f=product: f(x, w, cfg, torch.Generator().manual_seed(1))  # noqa: E731
             run()  # compile or load the kernels
             t, _ = best_of(run)
             row += [t * 1e3, t / fp32]
         print(f"{name:9s} {f'{G} × {M}×{K}×{N}':>20s} {fp32 * 1e3:7.2f} {row[0]:9.2f} {row[1]:5.1f}x {row[2]:8.2f} "
-              f"{row[3]:5.1f}x")
+              f"{row[3]:5.1f}x {row[4]:9.2f} {row[5]:5.1f}x")
         if name == "Linear":
             print(floor(M, K, N, fp32))
     return 0
