@@ -25,6 +25,17 @@ def test_noise_free_with_a_fine_adc_is_the_integer_product(G, M, K, N, act_bits,
     assert torch.equal(stat_matmul(x, w, cfg, g).double(), (x.double() @ w.double()).float().double())
 
 
+def test_activations_beyond_act_bits_that_the_digits_hold():
+    # 8-bit activations have 3 base-7 digits, which hold up to ±171: such values index the digit tables safely.
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(-171, 172, (1, 30, 200), generator=g).float()
+    w = torch.randint(-127, 128, (1, 200, 20), generator=g).float()
+    cfg = SimConfig(mode="xbar_stat", adc_bits=24, adc_policy="worst_case")
+    assert torch.equal(stat_matmul(x, w, cfg, g).double(), x.double() @ w.double())
+    noisy = stat_matmul(x, w, cfg.model_copy(update={"rtn": 0.05}), g)
+    assert torch.isfinite(noisy).all() and not torch.equal(noisy.double(), x.double() @ w.double())
+
+
 def _operands(G, M, K, N, seed, sparse=False):
     g = torch.Generator().manual_seed(seed)
     x = (torch.randn(G, M, K, generator=g) * 30).round().clamp(-127, 127)  # activations: mostly small

@@ -11,8 +11,8 @@ and shift-adds them: out = Σ_p B^p Σ_t (q⁺ - q⁻). Its error from the integ
 Not modelled: clipping and reconversion (`SimConfig` allows this mode only with full-scale ranges), and the
 correlation between a sum and its rounding. Without noise, sums of a few terms do not round uniformly: at 3 %
 non-zero activations the error variance came out at 0.71x the bit-level path's (0.94x at 10 %; 1.01x with 5 %
-RTN). One normal draw per output instead of 2·T·D makes it a few times
-faster than the bit-level path; `tests/test_sim.py` compares the two error variances.
+RTN). One normal draw per output instead of 2·T·D makes it a few times faster than the bit-level path;
+`tests/test_stat.py` compares the two error variances.
 
 In a model (`modules.Products`), one-column products (the norm statistics and softmax row sums) stay on the
 bit-level path: a token's statistic can exceed the range calibrated on other tokens and clip, which this model
@@ -34,11 +34,13 @@ from xbarllm.sim.kernel import use_torch_threads
 from xbarllm.sim.rng import _GAMMA, _from_bits, _mix, _normal_pair
 
 
-def digit_tables(s: int, digits: int, x_max: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For every integer x in [-x_max, x_max]: its RTN weight Σ_p B^2p χ²(d_p) (float32, (2x_max+1,)), and
-    which of its digits are non-zero, four digits per int64 word in 16-bit fields (digit p: word p // 4,
-    field p % 4; (words, 2x_max+1)), so that summing words counts non-zero digits per position."""
-    d = encode(torch.arange(-x_max, x_max + 1, dtype=torch.float32), s, digits)  # (digits, values)
+def digit_tables(s: int, digits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every integer x that `digits` balanced digits hold, |x| <= (B^digits - 1)/2: its RTN weight
+    Σ_p B^2p χ²(d_p) (float32, (values,)), and which of its digits are non-zero, four digits per int64 word in
+    16-bit fields (digit p: word p // 4, field p % 4; (words, values)), so that summing words counts non-zero
+    digits per position."""
+    half = (base(s) ** digits - 1) // 2
+    d = encode(torch.arange(-half, half + 1, dtype=torch.float32), s, digits)  # (digits, values)
     chi = torch.from_numpy(cell_energy(s))[d.abs().long()]
     scale = torch.tensor([float(base(s)) ** (2 * p) for p in range(digits)])
     words = torch.zeros(-(-digits // 4), d.shape[1], dtype=torch.int64)
@@ -48,7 +50,7 @@ def digit_tables(s: int, digits: int, x_max: int) -> tuple[torch.Tensor, torch.T
 
 
 @njit(parallel=True, cache=True)
-def _planes(x, x_max, energy16, words, unit, kt, e16, adc):
+def _planes(x, half, energy16, words, unit, kt, e16, adc):
     """One pass over the activations: e16 = bfloat16 bits of each element's RTN weight, and adc[g, m] = the ADC
     rounding variance of row m, Σ over tiles t and digits p of 2·(1 - 2^-c)·unit[t, p], c the slice's non-zero
     digits (counted by summing `words`; a tile holds under 2^16 elements)."""
@@ -58,12 +60,12 @@ def _planes(x, x_max, energy16, words, unit, kt, e16, adc):
         g, m = gm // M, gm % M
         total = 0.0
         for k in range(K):
-            e16[g, m, k] = energy16[np.int64(x[g, m, k]) + x_max]
+            e16[g, m, k] = energy16[np.int64(x[g, m, k]) + half]
         for t in range(T):
             for j in range(words.shape[0]):
                 c = np.int64(0)
                 for k in range(t * kt, min(K, (t + 1) * kt)):
-                    c += words[j, np.int64(x[g, m, k]) + x_max]
+                    c += words[j, np.int64(x[g, m, k]) + half]
                 for p in range(4 * j, min(D, 4 * j + 4)):
                     total += 2.0 * (1.0 - 0.5 ** (c >> 16 * (p % 4) & 0xFFFF)) * unit[t, p]
         adc[g, m] = total
@@ -120,14 +122,15 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         stats["conversions"] = stats.get("conversions", 0) + 2 * G * M * lsb.shape[0] * D * N
     if (cfg.rtn == 0 and cfg.adc_bits is None) or not x.numel() or not N:
         return exact.float()
-    energy, words = digit_tables(cfg.encoding_s, D, x_max)
+    energy, words = digit_tables(cfg.encoding_s, D)  # tiles_and_steps checked that D digits hold every x
     step = (lsb.double() / r) ** 2 if cfg.adc_bits is not None else torch.zeros_like(lsb, dtype=torch.float64)
     # output units: the kernel's unit is the copies' summed weight, so steps are divided by r
     unit = (step if cfg.rtn else step - 1 / r**2).clamp(min=0) / 12 * base(cfg.encoding_s) ** (2 * torch.arange(D))
     e16, adc = torch.empty((G, M, K), dtype=torch.bfloat16), torch.empty(G, M)
     use_torch_threads()
-    _planes(x.contiguous().numpy(), x_max, energy.to(torch.bfloat16).view(torch.int16).numpy(), words.numpy(),
-            unit.numpy(), kt, e16.view(torch.int16).numpy(), adc.numpy())
+    energy16 = energy.to(torch.bfloat16).view(torch.int16).numpy()
+    _planes(x.contiguous().numpy(), (len(energy) - 1) // 2, energy16, words.numpy(), unit.numpy(), kt,
+            e16.view(torch.int16).numpy(), adc.numpy())
     var = e16 @ (w * w).to(torch.bfloat16) if cfg.rtn else torch.zeros((G, M, N), dtype=torch.bfloat16)
     key = int(torch.randint(0, 2**62, (), generator=gen))
     out = torch.empty(G, M, N)
