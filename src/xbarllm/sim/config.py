@@ -21,9 +21,9 @@ class SimConfig(BaseModel):
         "RTN draw and ADC conversion), xbar_stat (the crossbar's error in distribution: the exact integer "
         "product plus one Gaussian per output with the RTN variance of the digits' resistors and the ADC's "
         "rounding variance, without clipping, so full-scale ranges only; one-column products stay bit level; "
-        "see sim.stat), or analog: fp32 products "
-        "plus the RTN model's Gaussian error (variance rtn² Σ x²y²) without quantisation, digits or ADC, a "
-        "control that separates a model's own noise sensitivity from the crossbar's numerics")
+        "see sim.stat), or analog: fp32 products plus the RTN model's Gaussian error (variance rtn² Σ x²y²) "
+        "without quantisation, digits or ADC, a control that separates a model's own noise sensitivity from the "
+        "crossbar's numerics")
     encoding_s: int = Field(2, ge=1, le=8, description="S: balanced base 2^(S+1)-1, S resistor rows per element")
     rows: int = Field(128, ge=1, description="crossbar rows; a tile holds rows // S reduction elements")
     act_bits: int = Field(8, ge=2, le=16, description="symmetric activation integers, |x| <= 2^(b-1)-1; "
