@@ -2,7 +2,8 @@
 
 Records the integer operands of every product MiniLM sends to the chip for the first N STS-B test sentences
 (or SmolLM2 for the first N WikiText-2 tokens), then runs each through both paths and prints, per product kind, the
-mean-square error against the exact integer product: bit level, xbar_stat, and their ratio. Norm statistics
+squared error against the exact integer product, xbar_stat / bit level: summed over the kind's sites, and the
+median and range over its sites. Linears are named by their attribute (query, q_proj, ...). Norm statistics
 (mean, meansq) and row sums run bit level in a model; they are listed to show why.
 """
 
@@ -21,8 +22,8 @@ from xbarllm.sim import SimConfig, xbar_matmul
 from xbarllm.sim.stat import stat_matmul
 
 
-def operands(model_name: str, n: int, cfg: SimConfig) -> list[tuple[torch.Tensor, torch.Tensor, str, list | None]]:
-    """(x, y, product kind, ADC full scale) of every product of MiniLM on the first n STS-B test sentences, or of
+def operands(model_name: str, n: int, cfg: SimConfig) -> list[tuple[torch.Tensor, torch.Tensor, str, str, list | None]]:
+    """(x, y, product kind, site, ADC full scale) of every product of MiniLM on the first n STS-B test sentences, or of
     SmolLM2 on the first n WikiText-2 test tokens (ranges calibrated as `xbarllm simulate` does)."""
     if model_name == "minilm":
         tok, model = minilm()
@@ -35,9 +36,10 @@ def operands(model_name: str, n: int, cfg: SimConfig) -> list[tuple[torch.Tensor
         calibrate, run = (lambda: model(cal)), (lambda: model(ids))
     chip = modules.install(model, cfg)
     chip.calibrate(calibrate)
+    linears = {m.site: name.split(".")[-1] for name, m in model.named_modules() if isinstance(m, modules.XbarLinear)}
     seen = []
-    chip.matmul = lambda x, y, site: seen.append((x, y, site.split(".")[-1] if "." in site else "linear",
-                                                  chip.fullscale.get(site))) or x @ y
+    chip.matmul = lambda x, y, site: seen.append(  # a Linear by its attribute name, others by product
+        (x, y, linears.get(site, site.split(".")[-1]), site, chip.fullscale.get(site))) or x @ y
     with torch.no_grad():
         run()
     return seen
@@ -55,16 +57,21 @@ def main() -> None:
     calls = operands(args.model, args.n, base)
     for rtn in map(float, args.rtn.split(",")):
         cfg = base.model_copy(update={"rtn": rtn})
-        sums = defaultdict(lambda: torch.zeros(3, dtype=torch.float64))  # bit, stat, outputs
-        for i, (x, y, kind, fs) in enumerate(calls):
+        per_site = defaultdict(lambda: torch.zeros(2, dtype=torch.float64))  # squared errors: bit, stat
+        kinds = {}
+        for i, (x, y, kind, site, fs) in enumerate(calls):
             exact = x.double() @ y.double()
             bit = xbar_matmul(x, y, cfg, torch.Generator().manual_seed(i), fullscale=fs) - exact
             stat = stat_matmul(x, y, cfg, torch.Generator().manual_seed(i), fullscale=fs).double() - exact
-            sums[kind] += torch.tensor([float((bit**2).sum()), float((stat**2).sum()), exact.numel()])
-        for kind, (b, s, n) in sums.items():
-            print(f"rtn {rtn:g} ({args.overrange}) {kind:7s}: mean-square error bit {b / n:.4g}, "
-                  f"stat {s / n:.4g}, stat/bit {s / b:.3f}")
-
+            per_site[site] += torch.tensor([float((bit**2).sum()), float((stat**2).sum())])
+            kinds[site] = kind
+        for kind in dict.fromkeys(kinds.values()):
+            errors = torch.stack([e for site, e in per_site.items() if kinds[site] == kind])
+            ratio = (errors[:, 1] / errors[:, 0]).sort().values
+            total = errors.sum(0)
+            print(f"rtn {rtn:g} ({args.overrange}) {kind:9s} {len(ratio):3d} sites: stat/bit of the summed squared "
+                  f"error {total[1] / total[0]:.3f}; per site median {ratio[len(ratio) // 2]:.3f}, "
+                  f"range {ratio[0]:.3f}-{ratio[-1]:.3f}")
 
 if __name__ == "__main__":
     main()
