@@ -73,5 +73,6 @@ def main() -> None:
                   f"error {total[1] / total[0]:.3f}; per site median {ratio[len(ratio) // 2]:.3f}, "
                   f"range {ratio[0]:.3f}-{ratio[-1]:.3f}")
 
+
 if __name__ == "__main__":
     main()
