@@ -379,6 +379,40 @@ def test_overflowed_rows_come_out_nan_instead_of_stopping_the_run():
     assert out[0, 1].isnan().all() and torch.isfinite(out[0, [0, 2, 3]]).all()
 
 
+@given(st.floats(-40, 30), st.integers(4, 16), st.integers(0, 2**31))
+@settings(max_examples=60, deadline=None)
+def test_quantize_keeps_full_resolution_at_any_magnitude(log10_peak, bits, seed):
+    # A row of EXP values near 1e-16 (a token whose only visible score is very negative, without max
+    # subtraction) must keep its ±(2^(bits-1)-1) levels, not quantise to zeros (stop 25: 0/0 in softmax).
+    from xbarllm.sim.quant import quantize
+
+    x = torch.randn(3, 9, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).float()
+    x = x / x.abs().amax(-1, keepdim=True) * 10.0**log10_peak
+    x[2] = 0.0
+    q, scale = quantize(x, bits, dim=-1)
+    top = 2 ** (bits - 1) - 1
+    assert (q[:2].abs().amax(-1) == top).all() and (q[2] == 0).all() and torch.isfinite(scale).all()
+    assert ((q * scale - x)[:2].abs() <= 0.5001 * scale[:2]).all()
+
+
+def test_softmax_of_one_very_negative_score_is_one():
+    # The paper's softmax (no max subtraction) of a row with a single visible score of -36: EXP gives 2e-16,
+    # the row sum divides it out again; the result must be 1, not NaN.
+    from xbarllm.sim.modules import Products
+
+    e = torch.zeros(1, 2, 8)
+    e[0, :, 0] = math.exp(-36.0)
+    e[0, 1, 1] = math.exp(-37.0)
+    v = torch.randn(1, 8, 4, generator=torch.Generator().manual_seed(0))
+    for mode in ("int8", "xbar", "xbar_stat"):
+        for adc_bits in (None, 8):  # ideal ADC: exact up to 8-bit operands; 8-bit ADC: finite
+            chip = Products(SimConfig(mode=mode, adc_bits=adc_bits))
+            out = chip.product(e, v, "sv") / chip.product(e, torch.ones(1, 8, 1), "rowsum")
+            assert torch.isfinite(out).all(), (mode, adc_bits)
+            if adc_bits is None:
+                assert torch.allclose(out[0, 0], v[0, 0], rtol=0.01, atol=0.01), (mode, out[0, 0], v[0, 0])
+
+
 def test_quantile_calibration_sets_a_smaller_full_scale_than_the_peak():
     g = torch.Generator().manual_seed(1)
     x = torch.randint(-3, 4, (1, 64, 128), generator=g).float()

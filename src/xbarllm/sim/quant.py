@@ -8,11 +8,14 @@ import torch
 def quantize(x: torch.Tensor, bits: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer-valued x/scale in ±(2^(bits-1)-1), with one scale per slice along `dim` (max-abs).
 
-    A slice holding inf or NaN (an overflowed EXP, say) quantises to zeros with a NaN scale, so the
-    products it enters come out NaN instead of stopping the run."""
+    Any non-zero peak sets its slice's scale, however small: a softmax row of EXP values near 1e-16 keeps its
+    127 (a floor of 1e-12 turned such rows into 0/0 until stop 25). An all-zero slice gets scale 1. A slice
+    holding inf or NaN (an overflowed EXP, say) quantises to zeros with a NaN scale, so the products it enters
+    come out NaN instead of stopping the run."""
     top = 2 ** (bits - 1) - 1
     peak = x.abs().amax(dim=dim, keepdim=True)  # inf or NaN in a slice makes its peak inf or NaN
-    scale = peak.clamp(min=1e-12) / top
+    scale = peak / top
+    scale = torch.where(scale > 0, scale, torch.ones((), dtype=scale.dtype))  # zero (or underflowed) peaks
     q = torch.div(x, scale).round_().clamp_(-top, top)
     finite = torch.isfinite(peak)
     if not bool(finite.all()):
