@@ -152,7 +152,7 @@ def test_simulate_keeps_the_rows_measured_before_a_failure(tmp_path, monkeypatch
         if len(calls) == 2:
             raise XbarError("second configuration failed")
         return {"task": task, "metric": "spearman", "value": 1.0, "seconds": 0.0, "exp_overflow_calls": 0,
-                "exp_calls": 0, "adc_reconverted": 0.0}
+                "exp_calls": 0, "adc_over_range": 0.0}
 
     monkeypatch.setattr("xbarllm.eval.run.measure", fake_measure)
     path = tmp_path / "sweep.csv"
@@ -166,7 +166,7 @@ def test_simulate_mode_sets_the_crossbar_rows(monkeypatch, capsys):
     run = []
     monkeypatch.setattr("xbarllm.eval.run.measure", lambda task, cfg, limit, progress: run.append(
         (cfg.mode, cfg.rtn)) or {"task": task, "metric": "m", "value": 1.0, "seconds": 0.0, "exp_overflow_calls": 0,
-                                 "exp_calls": 0, "adc_reconverted": 0.0})
+                                 "exp_calls": 0, "adc_over_range": 0.0})
     assert main(["simulate", "all-minilm-l6-v2", "--mode", "xbar_stat", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["mode"], r["noise"]) for r in rows] == [("fp32", "-"), ("int8", "-"), ("xbar_stat", "0"),

@@ -111,8 +111,8 @@ def _measured(task: str, cfgs: list, limit: int | None, workers: int, bar) -> It
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
     """A `simulate` result row as displayed: task and metric go to the title, counters are merged."""
-    hidden = {"task", "metric", "exp_overflow_calls", "exp_calls", "adc_reconverted"}
+    hidden = {"task", "metric", "exp_overflow_calls", "exp_calls", "adc_over_range"}
     shown = {k: v for k, v in row.items() if k not in hidden}
     shown["EXP overflows"] = f"{row['exp_overflow_calls']}/{row['exp_calls']}"
-    shown["reconverted"] = f"{row['adc_reconverted']:.1e}"
+    shown["ADC over range"] = f"{row['adc_over_range']:.1e}"
     return shown

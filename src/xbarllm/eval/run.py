@@ -40,7 +40,8 @@ def check(task: str, cfg: SimConfig) -> None:
 
 def measure(task: str, cfg: SimConfig, limit: int | None = None,
             progress: Callable[[int, int], None] | None = None) -> dict[str, float | int | str]:
-    """Run `task` with products through `cfg`; returns the metric, seconds and softmax overflow count.
+    """Run `task` with products through `cfg`; returns the metric, seconds, the softmax overflow count and the
+    fraction of ADC conversions whose sum was over range (clipped or converted again; NaN in xbar_stat).
     `progress(done, total)` follows the evaluation pass (batches or 1024-token windows)."""
     from xbarllm.eval import tasks
 
@@ -64,10 +65,11 @@ def measure(task: str, cfg: SimConfig, limit: int | None = None,
         value = tasks.run_wikitext2(prepare, tokens=limit or 8192, progress=progress)
     chip = chips[-1]
     log.info("%s %s -> %.4f", task, cfg.mode, value)
-    reconverted = chip.adc.get("reconversions", 0) / max(1, chip.adc.get("conversions", 0))
+    over = chip.adc.get("over_range", 0) / max(1, chip.adc.get("conversions", 0))
+    over = float("nan") if chip.adc.get("over_range_unknown") else over  # xbar_stat: not modelled
     return {"task": task, "metric": TASKS[task][1], "value": value, "seconds": time.perf_counter() - t0,
             "exp_overflow_calls": chip.exp_overflows, "exp_calls": chip.exp_calls,
-            "adc_reconverted": reconverted, **extra}
+            "adc_over_range": over, **extra}
 
 
 def measure_on(client, task: str, cfgs: list[SimConfig], limit: int | None = None

@@ -94,7 +94,8 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     `x_max` bounds |x| (default 2^(act_bits-1)-1) and sets the digit count. `fullscale` sets the
     ADC range per digit position, or per tile and digit, in unit products (see `adc_lsb`). If `observed`
     is a list, the largest column sum per tile and digit before the ADC is appended to it as a (T, D) list.
-    `stats` (a dict) accumulates "conversions" and "reconversions" (over-range sums converted again).
+    `stats` (a dict) accumulates "conversions" and "over_range": sums above the ADC's range, clipped or (under
+    `adc_overrange: reconvert`) converted again.
     """
     G, M, _ = x.shape
     N = w.shape[-1]
@@ -122,5 +123,5 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         observed.append(peaks.tolist())
     if stats is not None:
         stats["conversions"] = stats.get("conversions", 0) + 2 * G * M * T * D * N
-        stats["reconversions"] = stats.get("reconversions", 0) + over
+        stats["over_range"] = stats.get("over_range", 0) + over
     return torch.from_numpy(out / r if r > 1 else out)

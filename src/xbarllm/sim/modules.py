@@ -43,7 +43,7 @@ class Products:
         self._act_max: dict[XbarLinear, torch.Tensor] | None = None  # smoothing pass: per-channel max |x|
         self.exp_overflows = 0
         self.exp_calls = 0
-        self.adc: dict[str, int] = {}  # ADC conversions and over-range reconversions, summed over products
+        self.adc: dict[str, int] = {}  # ADC conversions and over-range sums, summed over products
 
     def matmul(self, xq: torch.Tensor, yq: torch.Tensor, site: str) -> torch.Tensor:
         """Integer-valued (G, M, K) @ (G, K, N): exact in int8 mode, through the crossbar in the xbar modes."""

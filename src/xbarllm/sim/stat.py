@@ -115,7 +115,7 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
                 stats: dict[str, int] | None = None) -> torch.Tensor:
     """(G, M, K) @ (G, K, N) for integer-valued float tensors: the exact product plus a Gaussian with the
     bit-level path's error variance (module docstring; RTN variances to bfloat16 precision, 2^-8 relative);
-    float32, in unit products. Arguments as `xbar_matmul`."""
+    float32, in unit products. Arguments as `xbar_matmul`; `stats` also gets "over_range_unknown"."""
     G, M, K = x.shape
     N = w.shape[-1]
     x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
@@ -124,6 +124,7 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     exact = _exact(x, w, w_max / r)
     if stats is not None:
         stats["conversions"] = stats.get("conversions", 0) + 2 * G * M * lsb.shape[0] * D * N
+        stats["over_range_unknown"] = 1  # this model does not see the column sums
     if (cfg.rtn == 0 and cfg.adc_bits is None) or not x.numel() or not N:
         return exact.float()
     energy, words = digit_tables(cfg.encoding_s, D)  # tiles_and_steps checked that D digits hold every x
