@@ -19,15 +19,9 @@ log = logging.getLogger(__name__)
 
 TASKS = {"stsb": ("all-minilm-l6-v2", "spearman_x100"), "sst2": ("all-minilm-l6-v2", "accuracy_pct"),
          "wikitext2": ("smollm2-135m", "perplexity")}
-# Sweep axis -> SimConfig fields it sets. "noise" is one relative amplitude for the resistor RTN and
-# the dense-cell read noise alike.
-AXES = {"noise": ("rtn", "dense_noise"), "rtn": ("rtn",), "dense_noise": ("dense_noise",),
-        "bits_per_cell": ("bits_per_cell",), "stuck_rate": ("stuck_rate",), "misread_prob": ("misread_prob",),
-        "S": ("encoding_s",), "adc_bits": ("adc_bits",), "seed": ("seed",), "mode": ("mode",),
-        "adc_policy": ("adc_policy",), "smooth_alpha": ("smooth_alpha",),
-        "adc_clip_quantile": ("adc_clip_quantile",), "adc_overrange": ("adc_overrange",), "stages": ("stages",),
-        "act_bits": ("act_bits",), "weight_bits": ("weight_bits",), "tune_steps": ("tune_steps",),
-        "tune_rtn": ("tune_rtn",), "copies": ("copies",)}
+# Sweep axis -> SimConfig fields it sets: every field by its name, "S" for encoding_s, and "noise" for one
+# relative amplitude of the resistor RTN and the dense-cell read noise alike.
+AXES = {"noise": ("rtn", "dense_noise"), "S": ("encoding_s",), **{f: (f,) for f in SimConfig.model_fields}}
 
 
 def check(task: str, cfg: SimConfig) -> None:
