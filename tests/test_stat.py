@@ -21,7 +21,8 @@ def test_noise_free_with_a_fine_adc_is_the_integer_product(G, M, K, N, act_bits,
     top = 2 ** (act_bits - 1) - 1
     x = torch.randint(-top, top + 1, (G, M, K), generator=g).float()
     w = torch.randint(-127, 128, (G, K, N), generator=g).float()
-    cfg = SimConfig(mode="xbar_stat", act_bits=act_bits, adc_bits=adc_bits, adc_policy="worst_case")
+    cfg = SimConfig(mode="xbar_stat", act_bits=act_bits, adc_bits=adc_bits, adc_policy="worst_case",
+                    stat_max_adc_share=1.0)  # the model itself, not the bit level it hands rounding-only products
     assert torch.equal(stat_matmul(x, w, cfg, g).double(), (x.double() @ w.double()).float().double())
 
 
@@ -30,7 +31,7 @@ def test_activations_beyond_act_bits_that_the_digits_hold():
     g = torch.Generator().manual_seed(5)
     x = torch.randint(-171, 172, (1, 30, 200), generator=g).float()
     w = torch.randint(-127, 128, (1, 200, 20), generator=g).float()
-    cfg = SimConfig(mode="xbar_stat", adc_bits=24, adc_policy="worst_case")
+    cfg = SimConfig(mode="xbar_stat", adc_bits=24, adc_policy="worst_case", stat_max_adc_share=1.0)
     assert torch.equal(stat_matmul(x, w, cfg, g).double(), x.double() @ w.double())
     noisy = stat_matmul(x, w, cfg.model_copy(update={"rtn": 0.05}), g)
     assert torch.isfinite(noisy).all() and not torch.equal(noisy.double(), x.double() @ w.double())
@@ -59,8 +60,8 @@ def test_error_variance_matches_the_bit_level_path(rtn, adc, copies, G, sparse, 
         fullscale = seen[0]
     exact = x.double() @ w.double()
     bit = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(1), fullscale=fullscale) - exact
-    stat = stat_matmul(x, w, cfg.model_copy(update={"mode": "xbar_stat"}), torch.Generator().manual_seed(1),
-                       fullscale=fullscale).double() - exact
+    stat_cfg = cfg.model_copy(update={"mode": "xbar_stat", "stat_max_adc_share": 1.0})  # never the bit level
+    stat = stat_matmul(x, w, stat_cfg, torch.Generator().manual_seed(1), fullscale=fullscale).double() - exact
     ratio = (stat**2).mean() / (bit**2).mean()
     assert ratio == pytest.approx(1, abs=0.06), float(ratio)
     assert abs(stat.mean()) < 0.05 * stat.std()
@@ -92,3 +93,19 @@ def test_clipping_configurations_are_refused():
     for field, value in (("adc_clip_quantile", 0.99), ("adc_fullscale", 0.5)):
         with pytest.raises(ValidationError, match=f"xbar_stat does not model clipping; {field} must be 1"):
             SimConfig(mode="xbar_stat", **{field: value})
+
+
+def test_products_whose_error_is_mostly_rounding_run_at_the_bit_level():
+    # Rounding is a deterministic function of the column sums; where it carries more than stat_max_adc_share of
+    # the modelled error variance, stat_matmul hands the product to the bit level (same generator, same numbers).
+    x, w = _operands(1, 64, 300, 40, 6)
+    for cfg, handed_over in ((SimConfig(), True),  # noise-free: all rounding
+                             (SimConfig(rtn=0.05, adc_bits=4, adc_policy="worst_case"), True),  # coarse steps
+                             (SimConfig(rtn=0.05, adc_bits=4, adc_policy="worst_case", stat_max_adc_share=1), False),
+                             (SimConfig(rtn=0.25, adc_bits=8, adc_policy="worst_case"), False)):  # RTN dominates
+        stats, bit_stats = {}, {}
+        stat = stat_matmul(x, w, cfg.model_copy(update={"mode": "xbar_stat"}), torch.Generator().manual_seed(2),
+                           stats=stats)
+        bit = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(2), stats=bit_stats).float()
+        assert torch.equal(stat, bit) == handed_over, cfg
+        assert ("over_range_unknown" not in stats) == handed_over and stats["conversions"] == bit_stats["conversions"]

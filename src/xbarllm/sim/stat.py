@@ -30,7 +30,7 @@ from numba import njit, prange
 
 from xbarllm.mapping.encoding import base
 from xbarllm.sim.config import SimConfig
-from xbarllm.sim.crossbar import tiles_and_steps
+from xbarllm.sim.crossbar import tiles_and_steps, xbar_matmul
 from xbarllm.sim.encoding import cell_energy, encode
 from xbarllm.sim.kernel import use_torch_threads
 from xbarllm.sim.rng import _GAMMA, _from_bits, _mix, _normal_pair
@@ -121,12 +121,10 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
     kt, D, lsb, w_max = tiles_and_steps(x, w, cfg, x_max, fullscale)
     r = cfg.copies
-    exact = _exact(x, w, w_max / r)
-    if stats is not None:
-        stats["conversions"] = stats.get("conversions", 0) + 2 * G * M * lsb.shape[0] * D * N
-        stats["over_range_unknown"] = 1  # this model does not see the column sums
+    if cfg.adc_bits is not None and cfg.rtn == 0 and cfg.stat_max_adc_share < 1:  # all of the error is rounding
+        return xbar_matmul(x, w, cfg, gen, x_max, fullscale, stats=stats).float()
     if (cfg.rtn == 0 and cfg.adc_bits is None) or not x.numel() or not N:
-        return exact.float()
+        return _counted(_exact(x, w, w_max / r).float(), stats, G * M * lsb.shape[0] * D * N)
     energy, words = digit_tables(cfg.encoding_s, D)  # tiles_and_steps checked that D digits hold every x
     step = (lsb.double() / r) ** 2 if cfg.adc_bits is not None else torch.zeros_like(lsb, dtype=torch.float64)
     # output units: the kernel's unit is the copies' summed weight, so steps are divided by r
@@ -137,8 +135,20 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     _planes(x.contiguous().numpy(), (len(energy) - 1) // 2, energy16, words.numpy(), unit.numpy(), kt,
             e16.view(torch.int16).numpy(), adc.numpy())
     var = e16 @ (w * w).to(torch.bfloat16) if cfg.rtn else torch.zeros((G, M, N), dtype=torch.bfloat16)
+    rounding = float(adc.sum(dtype=torch.float64)) * N
+    if rounding > cfg.stat_max_adc_share * (cfg.rtn_element**2 * float(var.sum(dtype=torch.float64)) + rounding):
+        return xbar_matmul(x, w, cfg, gen, x_max, fullscale, stats=stats).float()
+    exact = _exact(x, w, w_max / r)
     key = int(torch.randint(0, 2**62, (), generator=gen))
     out = torch.empty(G, M, N)
     _add_gaussian(exact.contiguous().numpy(), var.view(torch.int16).numpy(), adc.numpy(),
                   np.float32(cfg.rtn_element**2), np.uint64(key), out.numpy())
+    return _counted(out, stats, G * M * lsb.shape[0] * D * N)
+
+
+def _counted(out: torch.Tensor, stats: dict[str, int] | None, columns: int) -> torch.Tensor:
+    """`out`, with its 2·`columns` conversions added to `stats`, whose over-range count this model cannot know."""
+    if stats is not None:
+        stats["conversions"] = stats.get("conversions", 0) + 2 * columns
+        stats["over_range_unknown"] = 1
     return out
