@@ -3,8 +3,10 @@
 Records the integer operands of every product MiniLM sends to the chip for the first N STS-B test sentences
 (or SmolLM2 for the first N WikiText-2 tokens), then runs each through both paths and prints, per product kind, the
 squared error against the exact integer product, xbar_stat / bit level: summed over the kind's sites, and the
-median and range over its sites. Linears are named by their attribute (query, q_proj, ...). Norm statistics
-(mean, meansq) and row sums run bit level in a model; they are listed to show why.
+median and range over its sites. xbar_stat runs as its model (`stat_max_adc_share` 1) at every site; "handed over"
+counts the sites that a model run gives to the bit level because ADC rounding carries most of their error (all of
+it without noise). Linears are named by their attribute (query, q_proj, ...). Norm statistics (mean, meansq) and
+row sums run bit level in a model; they are listed to show why.
 """
 
 from __future__ import annotations
@@ -57,12 +59,17 @@ def main() -> None:
     calls = operands(args.model, args.n, base)
     for rtn in map(float, args.rtn.split(",")):
         cfg = base.model_copy(update={"rtn": rtn})
+        model = cfg.model_copy(update={"stat_max_adc_share": 1.0})  # the model itself, never handed to the bit level
         per_site = defaultdict(lambda: torch.zeros(2, dtype=torch.float64))  # squared errors: bit, stat
-        kinds = {}
+        kinds, handed = {}, set()
         for i, (x, y, kind, site, fs) in enumerate(calls):
+            stats: dict[str, int] = {}
+            stat_matmul(x, y, cfg, torch.Generator().manual_seed(i), fullscale=fs, stats=stats)
+            if "over_range_unknown" not in stats:  # ran at the bit level
+                handed.add(site)
             exact = x.double() @ y.double()
             bit = xbar_matmul(x, y, cfg, torch.Generator().manual_seed(i), fullscale=fs) - exact
-            stat = stat_matmul(x, y, cfg, torch.Generator().manual_seed(i), fullscale=fs).double() - exact
+            stat = stat_matmul(x, y, model, torch.Generator().manual_seed(i), fullscale=fs).double() - exact
             per_site[site] += torch.tensor([float((bit**2).sum()), float((stat**2).sum())])
             kinds[site] = kind
         for kind in dict.fromkeys(kinds.values()):
@@ -71,7 +78,7 @@ def main() -> None:
             total = errors.sum(0)
             print(f"rtn {rtn:g} ({args.overrange}) {kind:9s} {len(ratio):3d} sites: stat/bit of the summed squared "
                   f"error {total[1] / total[0]:.3f}; per site median {ratio[len(ratio) // 2]:.3f}, "
-                  f"range {ratio[0]:.3f}-{ratio[-1]:.3f}")
+                  f"range {ratio[0]:.3f}-{ratio[-1]:.3f}; handed over {sum(kinds[x] == kind for x in handed)}")
 
 
 if __name__ == "__main__":

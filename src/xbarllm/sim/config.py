@@ -20,10 +20,10 @@ class SimConfig(BaseModel):
         "xbar", description="fp32 reference, INT8 digital, crossbar (bit level: every digit, tile, column sum, "
         "RTN draw and ADC conversion), xbar_stat (the crossbar's error in distribution: the exact integer "
         "product plus one Gaussian per output with the RTN variance of the digits' resistors and the ADC's "
-        "rounding variance, without clipping, so full-scale ranges only; one-column products stay bit level; "
-        "see sim.stat), or analog: fp32 products plus the RTN model's Gaussian error (variance rtn² Σ x²y²) "
-        "without quantisation, digits or ADC, a control that separates a model's own noise sensitivity from the "
-        "crossbar's numerics")
+        "rounding variance, without clipping, so full-scale ranges only; one-column products, and those whose "
+        "error is mostly rounding (stat_max_adc_share), stay bit level; see sim.stat), or analog: fp32 products "
+        "plus the RTN model's Gaussian error (variance rtn² Σ x²y²) without quantisation, digits or ADC, a control "
+        "that separates a model's own noise sensitivity from the crossbar's numerics")
     stat_max_adc_share: float = Field(
         0.5, ge=0, le=1, description="xbar_stat: a product whose ADC rounding carries more than this share of its "
         "modelled error variance runs at the bit level instead, since its rounding error is then mostly a "

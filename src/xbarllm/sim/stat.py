@@ -14,6 +14,11 @@ non-zero activations the error variance came out at 0.71x the bit-level path's (
 RTN). One normal draw per output instead of 2·T·D makes it a few times faster than the bit-level path;
 `tests/test_stat.py` compares the two error variances.
 
+Rounding is a deterministic function of the column sums; where it carries most of the error, independent draws
+misrepresent it (on MiniLM, a worst-case ADC range with 5 % RTN scored -1.12 this way against the bit level's 85.15,
+at per-product error variances within 2x). So a product whose ADC share of the modelled variance exceeds
+`cfg.stat_max_adc_share` runs at the bit level instead: every product without noise.
+
 In a model (`modules.Products`), one-column products (the norm statistics and softmax row sums) stay on the
 bit-level path: a token's statistic can exceed the range calibrated on other tokens and clip, which this model
 misses (on MiniLM, noise-free, the error of E(u²) came out at 0.69x the bit-level path's in mean square;
