@@ -35,7 +35,8 @@ def check(task: str, cfg: SimConfig) -> None:
 def measure(task: str, cfg: SimConfig, limit: int | None = None,
             progress: Callable[[int, int], None] | None = None) -> dict[str, float | int | str]:
     """Run `task` with products through `cfg`; returns the metric, seconds, the softmax overflow count and the
-    fraction of ADC conversions whose sum was over range (clipped or converted again; NaN in xbar_stat).
+    fraction of ADC conversions whose sum was over range (clipped or converted again; NaN if any product ran in
+    distribution, xbar_stat).
     `progress(done, total)` follows the evaluation pass (batches or 1024-token windows)."""
     from xbarllm.eval import tasks
 

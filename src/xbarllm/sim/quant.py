@@ -9,9 +9,9 @@ def quantize(x: torch.Tensor, bits: int, dim: int) -> tuple[torch.Tensor, torch.
     """Integer-valued x/scale in ±(2^(bits-1)-1), with one scale per slice along `dim` (max-abs).
 
     Any non-zero peak sets its slice's scale, however small: a softmax row of EXP values near 1e-16 keeps its
-    127 (a floor of 1e-12 turned such rows into 0/0 until stop 25). An all-zero slice gets scale 1. A slice
-    holding inf or NaN (an overflowed EXP, say) quantises to zeros with a NaN scale, so the products it enters
-    come out NaN instead of stopping the run."""
+    127 (a floor on the scale would zero it, and the softmax would divide 0 by 0). An all-zero slice gets scale 1.
+    A slice holding inf or NaN (an overflowed EXP, say) quantises to zeros with a NaN scale, so the products it
+    enters come out NaN instead of stopping the run."""
     top = 2 ** (bits - 1) - 1
     peak = x.abs().amax(dim=dim, keepdim=True)  # inf or NaN in a slice makes its peak inf or NaN
     scale = peak / top
