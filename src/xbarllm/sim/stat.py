@@ -126,8 +126,6 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
     kt, D, lsb, w_max = tiles_and_steps(x, w, cfg, x_max, fullscale)
     r = cfg.copies
-    if cfg.adc_bits is not None and cfg.rtn == 0 and cfg.stat_max_adc_share < 1:  # all of the error is rounding
-        return xbar_matmul(x, w, cfg, gen, x_max, fullscale, stats=stats).float()
     if (cfg.rtn == 0 and cfg.adc_bits is None) or not x.numel() or not N:
         return _counted(_exact(x, w, w_max / r).float(), stats, G * M * lsb.shape[0] * D * N)
     energy, words = digit_tables(cfg.encoding_s, D)  # tiles_and_steps checked that D digits hold every x
@@ -140,7 +138,7 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     _planes(x.contiguous().numpy(), (len(energy) - 1) // 2, energy16, words.numpy(), unit.numpy(), kt,
             e16.view(torch.int16).numpy(), adc.numpy())
     var = e16 @ (w * w).to(torch.bfloat16) if cfg.rtn else torch.zeros((G, M, N), dtype=torch.bfloat16)
-    rounding = float(adc.sum(dtype=torch.float64)) * N
+    rounding = float(adc.sum(dtype=torch.float64)) * N  # without noise all of the error, where there is any
     if rounding > cfg.stat_max_adc_share * (cfg.rtn_element**2 * float(var.sum(dtype=torch.float64)) + rounding):
         return xbar_matmul(x, w, cfg, gen, x_max, fullscale, stats=stats).float()
     exact = _exact(x, w, w_max / r)
