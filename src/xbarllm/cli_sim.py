@@ -21,7 +21,7 @@ def simulate_cmd(
     adc_bits: Annotated[int, typer.Option("--adc-bits", help="shared ADC resolution")] = 8,
     mode: Annotated[str, typer.Option("--mode", help="crossbar rows: xbar (bit level) or xbar_stat (the same "
                                       "error in distribution, 3-5x faster with noise; products whose error is "
-                                      "mostly ADC rounding, all of them without noise, stay bit level)")] = "xbar",
+                                      "mostly ADC rounding, all that round without noise, stay bit level)")] = "xbar",
     seed: Annotated[int, typer.Option("--seed", help="seed of every random draw")] = 0,
     limit: Annotated[int | None, typer.Option("--limit", help="first N pairs/sentences, or N tokens")] = None,
     sweep: Annotated[list[str] | None, typer.Option("--sweep", help="AXIS=v1,v2 (repeatable): noise, "

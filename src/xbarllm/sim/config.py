@@ -27,8 +27,8 @@ class SimConfig(BaseModel):
     stat_max_adc_share: float = Field(
         0.5, ge=0, le=1, description="xbar_stat: a product whose ADC rounding carries more than this share of its "
         "modelled error variance runs at the bit level instead, since its rounding error is then mostly a "
-        "deterministic function of the column sums, which a random draw misrepresents (so noise-free products "
-        "always do; 1 = never)")
+        "deterministic function of the column sums, which a random draw misrepresents (so, without noise, "
+        "every product whose ADC rounds does; 1 = never)")
     encoding_s: int = Field(2, ge=1, le=8, description="S: balanced base 2^(S+1)-1, S resistor rows per element")
     rows: int = Field(128, ge=1, description="crossbar rows; a tile holds rows // S reduction elements")
     act_bits: int = Field(8, ge=2, le=16, description="symmetric activation integers, |x| <= 2^(b-1)-1; "

@@ -17,7 +17,7 @@ RTN). One normal draw per output instead of 2·T·D makes it a few times faster 
 Rounding is a deterministic function of the column sums; where it carries most of the error, independent draws
 misrepresent it (on MiniLM, a worst-case ADC range with 5 % RTN scored -1.12 this way against the bit level's 85.15,
 at per-product error variances within 2x). So a product whose ADC share of the modelled variance exceeds
-`cfg.stat_max_adc_share` runs at the bit level instead: every product without noise.
+`cfg.stat_max_adc_share` runs at the bit level instead: without noise, every product whose ADC rounds.
 
 In a model (`modules.Products`), one-column products (the norm statistics and softmax row sums) stay on the
 bit-level path: a token's statistic can exceed the range calibrated on other tokens and clip, which this model
