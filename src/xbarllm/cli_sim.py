@@ -45,6 +45,7 @@ def simulate_cmd(
     from xbarllm.eval.data import data_dir
     from xbarllm.eval.run import TASKS, check, grid, parse_sweep
     from xbarllm.sim import SimConfig
+    from xbarllm.sim.modules import CROSSBAR_MODES
 
     _check_out(out_file)
     if task not in TASKS:
@@ -53,8 +54,8 @@ def simulate_cmd(
         raise XbarError(f"model: task {task} runs on {TASKS[task][0]}, not '{model}'")
     if noise < 0:
         raise XbarError(f"--noise: must be >= 0, got {noise}")
-    if mode not in ("xbar", "xbar_stat"):
-        raise XbarError(f"--mode: must be xbar or xbar_stat, got '{mode}'")
+    if mode not in CROSSBAR_MODES:
+        raise XbarError(f"--mode: must be {' or '.join(CROSSBAR_MODES)}, got '{mode}'")
     if workers < 1:
         raise XbarError(f"--workers: must be >= 1, got {workers}")
     needed = {"stsb": "stsb/sts-test.csv", "sst2": "sst2/dev.tsv", "wikitext2": "wikitext2/wiki.test.raw"}[task]

@@ -125,9 +125,9 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     N = w.shape[-1]
     x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
     kt, D, lsb, w_max = tiles_and_steps(x, w, cfg, x_max, fullscale)
-    r = cfg.copies
+    r, columns = cfg.copies, G * M * lsb.shape[0] * D * N  # '+'/'-' column pairs converted
     if (cfg.rtn == 0 and cfg.adc_bits is None) or not x.numel() or not N:
-        return _counted(_exact(x, w, w_max / r).float(), stats, G * M * lsb.shape[0] * D * N)
+        return _counted(_exact(x, w, w_max / r).float(), stats, columns)
     energy, words = digit_tables(cfg.encoding_s, D)  # tiles_and_steps checked that D digits hold every x
     step = (lsb.double() / r) ** 2 if cfg.adc_bits is not None else torch.zeros_like(lsb, dtype=torch.float64)
     # output units: the kernel's unit is the copies' summed weight, so steps are divided by r
@@ -146,7 +146,7 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     out = torch.empty(G, M, N)
     _add_gaussian(exact.contiguous().numpy(), var.view(torch.int16).numpy(), adc.numpy(),
                   np.float32(cfg.rtn_element**2), np.uint64(key), out.numpy())
-    return _counted(out, stats, G * M * lsb.shape[0] * D * N)
+    return _counted(out, stats, columns)
 
 
 def _counted(out: torch.Tensor, stats: dict[str, int] | None, columns: int) -> torch.Tensor:
