@@ -74,7 +74,7 @@ def simulate_cmd(
                   ({"mode": mode, "noise": "0"}, base.model_copy(update={"rtn": 0.0})),
                   ({"mode": mode, "noise": str(noise)}, base)]
     for _, cfg in points:
-        check(task, cfg)
+        check(task, cfg, limit)
     found: list[dict[str, Any] | None] = [None] * len(points)
     with Progress(console=err, transient=True) as bar:
         job = bar.add_task(f"{task}: configurations", total=len(points))

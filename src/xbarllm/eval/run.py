@@ -19,15 +19,20 @@ log = logging.getLogger(__name__)
 
 TASKS = {"stsb": ("all-minilm-l6-v2", "spearman_x100"), "sst2": ("all-minilm-l6-v2", "accuracy_pct"),
          "wikitext2": ("smollm2-135m", "perplexity")}
+# The smallest --limit each task can score: a Spearman needs two pairs, a perplexity one predicted token.
+MIN_LIMIT = {"stsb": ("pairs", 2), "sst2": ("sentences", 1), "wikitext2": ("tokens", 2)}
 # Sweep axis -> SimConfig fields it sets: every field by its name, "S" for encoding_s, and "noise" for one
 # relative amplitude of the resistor RTN and the dense-cell read noise alike.
 AXES = {"noise": ("rtn", "dense_noise"), "S": ("encoding_s",), **{f: (f,) for f in SimConfig.model_fields}}
 
 
-def check(task: str, cfg: SimConfig) -> None:
-    """Raise XbarError if `cfg` cannot run on `task` (checked for every sweep point before any runs)."""
+def check(task: str, cfg: SimConfig, limit: int | None = None) -> None:
+    """Raise XbarError if `cfg` cannot run on `task` with `limit` (checked for every sweep point before any runs)."""
     if task not in TASKS:
         raise XbarError(f"--task: unknown task '{task}' (tasks: {', '.join(TASKS)})")
+    unit, least = MIN_LIMIT[task]
+    if limit is not None and limit < least:
+        raise XbarError(f"--limit: {task} needs at least {least} {unit}, got {limit}")
     if cfg.tune_steps and task != "wikitext2":
         raise XbarError(f"tune_steps: noise-aware tuning needs a causal LM task (wikitext2), not {task}")
 
@@ -40,7 +45,7 @@ def measure(task: str, cfg: SimConfig, limit: int | None = None,
     `progress(done, total)` follows the evaluation pass (batches or 1024-token windows)."""
     from xbarllm.eval import tasks
 
-    check(task, cfg)
+    check(task, cfg, limit)
     chips = []
 
     def prepare(model, calibrate: Callable[[], None], tune_ids: Callable[[], torch.Tensor] | None = None) -> None:
@@ -57,7 +62,7 @@ def measure(task: str, cfg: SimConfig, limit: int | None = None,
     elif task == "sst2":
         value, extra["fp32_probe_accuracy_pct"] = tasks.run_sst2(prepare, limit, progress=progress)
     else:
-        value = tasks.run_wikitext2(prepare, tokens=limit or 8192, progress=progress)
+        value = tasks.run_wikitext2(prepare, tokens=8192 if limit is None else limit, progress=progress)
     chip = chips[-1]
     log.info("%s %s -> %.4f", task, cfg.mode, value)
     over = chip.adc.get("over_range", 0) / max(1, chip.adc.get("conversions", 0))

@@ -46,7 +46,7 @@ def stsb_score(ea: torch.Tensor, eb: torch.Tensor, gold: list[float]) -> float:
 def run_stsb(prepare: Prepare, limit: int | None = None, progress: Progress = None) -> float:
     """STS-B test Spearman × 100 of cosine similarity between mean-pooled MiniLM embeddings."""
     a, b, gold = data.stsb("test")
-    if limit:
+    if limit is not None:
         a, b, gold = a[:limit], b[:limit], gold[:limit]
     tok, model = minilm()
     cal_a, _, _ = data.stsb("dev")
@@ -88,7 +88,7 @@ def run_sst2(prepare: Prepare, limit: int | None = None, train_rows: int = 10_00
     mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
     probe = fit_probe((x_train - mu) / sd, torch.tensor([label[i] for i in idx]))
     dev, y = data.sst2("dev")
-    if limit:
+    if limit is not None:
         dev, y = dev[:limit], y[:limit]
     truth = torch.tensor(y)
 
