@@ -64,12 +64,13 @@ def main() -> None:
         kinds, handed = {}, set()
         for i, (x, y, kind, site, fs) in enumerate(calls):
             stats: dict[str, int] = {}
-            stat_matmul(x, y, cfg, torch.Generator().manual_seed(i), fullscale=fs, stats=stats)
-            if "over_range_unknown" not in stats:  # ran at the bit level
+            stat = stat_matmul(x, y, cfg, torch.Generator().manual_seed(i), fullscale=fs, stats=stats)
+            if "over_range_unknown" not in stats:  # handed to the bit level; otherwise the same draws as `model`'s
                 handed.add(site)
+                stat = stat_matmul(x, y, model, torch.Generator().manual_seed(i), fullscale=fs)
             exact = x.double() @ y.double()
             bit = xbar_matmul(x, y, cfg, torch.Generator().manual_seed(i), fullscale=fs) - exact
-            stat = stat_matmul(x, y, model, torch.Generator().manual_seed(i), fullscale=fs).double() - exact
+            stat = stat.double() - exact
             per_site[site] += torch.tensor([float((bit**2).sum()), float((stat**2).sum())])
             kinds[site] = kind
         for kind in dict.fromkeys(kinds.values()):
