@@ -49,22 +49,53 @@ def _accumulate_noisy(a, e, pos, neg, zp, zm, vp, vm):
 
 
 @njit(inline="always")
-def _clip(z, step, top):
-    """The ADC's output for a column sum z: clamp to [0, top], round to `step`."""
-    return np.float32(np.rint(min(max(z, np.float32(0)), top) / step) * step)
+def _fine(z, step, top):
+    """A column sum z clamped to the ADC's range [0, top], in steps."""
+    return min(max(z, np.float32(0)), top) / step
 
 
 @njit(inline="always")
-def _adc(z, step, top, step2, top2):
-    """(ADC output, 1 if converted twice) for a column sum z: clamp to [0, top] and round to `step`; with
-    step2 > 0, a sum above top is converted again with the reference raised by the smallest power of two
-    that covers it, or on the worst-case range (step2, top2) if that is narrower."""
+def _round(u, up):
+    """rint(u), except that with up >= 0 a u exactly halfway between two integers rounds up (up = 1) or down (0)."""
+    f = np.floor(u)
+    return f + up if up >= 0 and u - f == 0.5 else np.rint(u)
+
+
+@njit(inline="always")
+def _clip(z, step, top, up):
+    """The ADC's output for a column sum z: clamp to [0, top], round to `step` (ties as `_round` with up)."""
+    return np.float32(_round(_fine(z, step, top), up) * step)
+
+
+@njit(inline="always")
+def _adc(z, step, top, step2, top2, up):
+    """(ADC output, 1 if converted twice) for a column sum z: `_clip`, but with step2 > 0 a sum above top is
+    converted again with the reference raised by the smallest power of two that covers it, or on the
+    worst-case range (step2, top2) if that is narrower."""
     if step2 <= 0 or z <= top:
-        return _clip(z, step, top), 0
+        return _clip(z, step, top, up), 0
     scale = 2.0 ** math.ceil(math.log2(z / top))
     if top * scale >= top2:
-        return np.float32(np.rint(min(z, top2) / step2) * step2), 1
-    return np.float32(np.rint(z / (step * scale)) * step * scale), 1
+        return np.float32(_round(min(z, top2) / step2, up) * step2), 1
+    return np.float32(_round(z / (step * scale), up) * step * scale), 1
+
+
+@njit(inline="always")
+def _row_hash(key, column_set, zp, zm):
+    """A hash of `key`, a column set (group, tile, digit) and one row's sums there, for `_coins`."""
+    zpi, zmi = zp.view(np.int32), zm.view(np.int32)
+    f = np.int64(0)
+    for n in range(zp.shape[0]):  # a fingerprint of the sums, in a loop LLVM vectorises
+        f += np.int64(zpi[n]) * (2 * n + 1) + np.int64(zmi[n]) * (2 * n + 2) * 7919
+    return _mix(_mix(key ^ column_set * _GAMMA) ^ np.uint64(f))
+
+
+@njit(inline="always")
+def _coins(row, n):
+    """Whether column n's '+' and '-' sums round up if exactly on an ADC threshold (1.0 or 0.0): bits 63 and 62
+    of SplitMix64 hash n + 1 of `row`."""
+    c = _mix(row + np.uint64(n + 1) * _GAMMA)
+    return np.float32(c >> np.uint64(63)), np.float32(c >> np.uint64(62) & np.uint64(1))
 
 
 @njit(inline="always")
@@ -88,29 +119,43 @@ def _add_noise_row(state, rtn, zp, zm, vp, vm):
 
 
 @njit(inline="always")
-def _convert(zp, zm, vp, vm, rtn, key, stream, step, top, step2, top2, quantise, acc):
-    """Convert one row's '+'/'-' column sums zp, zm (variances vp, vm; with rtn > 0, column n's noise is normal
-    pair n of `stream` of `key`): acc += q⁺ - q⁻. Returns the number of sums above `top`: clipped, or with
-    step2 > 0 converted twice."""
+def _convert(zp, zm, vp, vm, rtn, key, stream, M, step, top, step2, top2, quantise, acc):
+    """Convert one row's '+'/'-' column sums zp, zm (variances vp, vm): acc += q⁺ - q⁻ (see `_adc`). Returns the
+    number of sums above `top`: clipped, or with step2 > 0 converted twice.
+
+    With rtn > 0, column n's noise is normal pair n of `stream` of `key`. Without noise, about 1/step of the
+    sums (integers, on an even step) lie exactly on a threshold; they round up or down by a fair coin, as the
+    smallest noise would make them, not to even. The coins hash `key`, the column set stream // M and the
+    row's sums, so they do not depend on how rows are split, and rows with other sums draw others."""
     if rtn > 0:
         _add_noise_row(_mix(key ^ stream * _GAMMA), rtn, zp, zm, vp, vm)
     over = 0
     if not quantise:
         for n in range(acc.shape[0]):
             acc[n] += zp[n] - zm[n]
-    elif step2 <= 0:  # clip: a loop LLVM vectorises; sums over range are counted only where there are some
+        return over
+    row = _row_hash(key, stream // M, zp, zm) if rtn <= 0 else np.uint64(0)
+    even = np.float32(-1)
+    if step2 <= 0:  # clip: loops LLVM vectorises; sums over range are counted only where there are some
         zpi, zmi = zp.view(np.int32), zm.view(np.int32)  # the largest sum as in `_largest`, in the same loop
         high = np.int32(0)
-        for n in range(acc.shape[0]):
-            acc[n] += _clip(zp[n], step, top) - _clip(zm[n], step, top)
-            high = max(high, zpi[n], zmi[n])
+        if rtn > 0:
+            for n in range(acc.shape[0]):
+                acc[n] += _clip(zp[n], step, top, even) - _clip(zm[n], step, top, even)
+                high = max(high, zpi[n], zmi[n])
+        else:
+            for n in range(acc.shape[0]):
+                up, down = _coins(row, n)
+                acc[n] += _clip(zp[n], step, top, up) - _clip(zm[n], step, top, down)
+                high = max(high, zpi[n], zmi[n])
         if _from_bits(high) > top:
             for n in range(acc.shape[0]):
                 over += (zp[n] > top) + (zm[n] > top)
     else:
         for n in range(acc.shape[0]):
-            a, ra = _adc(zp[n], step, top, step2, top2)
-            c, rc = _adc(zm[n], step, top, step2, top2)
+            up, down = _coins(row, n) if rtn <= 0 else (even, even)
+            a, ra = _adc(zp[n], step, top, step2, top2, up)
+            c, rc = _adc(zm[n], step, top, step2, top2, down)
             over += ra + rc
             acc[n] += a - c
     return over
@@ -304,8 +349,8 @@ def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, lsb, full, 
                     if peak.shape[0]:
                         peak[gb, t, p] = max(peak[gb, t, p], _largest(zp, zm))
                     stream = np.uint64((g * T + t) * digits * M + p * M + m0 + i)
-                    over[gb] += _convert(zp, zm, vp, vm, rtn, key, stream, lsb[t, p], full[t, p], lsb2[t, p],
-                                         full2[t, p], quantise, tile_sum[i, p])
+                    over[gb] += _convert(zp, zm, vp, vm, rtn, key, stream, np.uint64(M), lsb[t, p], full[t, p],
+                                         lsb2[t, p], full2[t, p], quantise, tile_sum[i, p])
         _shift_add(tile_sum, b, out[g, m0:m0 + rows])
 
 
@@ -341,8 +386,8 @@ def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2,
                 for n in range(N):
                     vp[n], vm[n] = _halves(128 * np.int64(va[p, i, n]) + va[p, i, N + n],
                                            128 * np.int64(vd[p, i, n]) + vd[p, i, N + n], r2)
-            over[i] += _convert(zp, zm, vp, vm, rtn, key, np.uint64(stream0 + p * M + i), step[p], top[p],
-                                step2[p], top2[p], quantise, acc[i, p])
+            over[i] += _convert(zp, zm, vp, vm, rtn, key, np.uint64(stream0 + p * M + i), np.uint64(M), step[p],
+                                top[p], step2[p], top2[p], quantise, acc[i, p])
 
 
 def _int8_path(x, w, chi, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, out, peak):
