@@ -81,8 +81,8 @@ def _tie_coins(column_set, plus, minus):
     """Per column n, whether a '+' and a '-' sum of this row exactly on an ADC threshold round up: bits 63 and 62
     of a SplitMix64 hash of (n, the column set, Σ_n bits(z+_n)(2n+1) + bits(z-_n)(2n+2)·7919 mod 2^64), bits()
     a float32's pattern as int32."""
-    f = sum(int(a) * (2 * n + 1) + int(b) * (2 * n + 2) * 7919
-            for n, (a, b) in enumerate(zip(plus.float().numpy().view(np.int32), minus.float().numpy().view(np.int32))))
+    bits = (v.float().numpy().view(np.int32) for v in (plus, minus))
+    f = sum(int(a) * (2 * n + 1) + int(b) * (2 * n + 2) * 7919 for n, (a, b) in enumerate(zip(*bits, strict=True)))
     row = _splitmix(_splitmix(column_set * _GAMMA & _U64) ^ f & _U64)
     coins = [_splitmix(row + (n + 1) * _GAMMA & _U64) for n in range(len(plus))]
     return [(c >> 63, c >> 62 & 1) for c in coins]
@@ -114,7 +114,7 @@ def _adc_by_definition(x, w, cfg, fullscale=None, over=None):
                     coins = _tie_coins((g * T + t) * D + p, plus[g, m], minus[g, m])
                     for n in range(N):
                         q = []
-                        for z, up in zip((float(plus[g, m, n]), float(minus[g, m, n])), coins[n]):
+                        for z, up in zip((float(plus[g, m, n]), float(minus[g, m, n])), coins[n], strict=True):
                             unit = step
                             if cfg.adc_overrange == "reconvert" and z > top:
                                 while unit * codes < z:
