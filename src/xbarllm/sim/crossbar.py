@@ -91,6 +91,9 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
                 observed: list[list[float]] | None = None, stats: dict[str, int] | None = None) -> torch.Tensor:
     """(G, M, K) @ (G, K, N) for integer-valued float tensors, through the crossbar; returns float64.
 
+    `gen` seeds the RTN draws and, without noise, the coins that round column sums lying exactly on an ADC
+    threshold (without `gen`, those coins take key 0).
+
     `x_max` bounds |x| (default 2^(act_bits-1)-1) and sets the digit count. `fullscale` sets the
     ADC range per digit position, or per tile and digit, in unit products (see `adc_lsb`). If `observed`
     is a list, the largest column sum per tile and digit before the ADC is appended to it as a (T, D) list.
@@ -116,7 +119,9 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         worst = [largest_column_sum(kt, max(w_max, 1), s)] * D
         step = adc_lsb(cfg, kt, max(w_max, 1), D, worst).expand(T, D).contiguous()
         coarse = (step.numpy(), (step * (2**cfg.adc_bits - 1)).numpy())
-    key = int(torch.randint(0, 2**62, (), generator=gen)) if cfg.rtn else 0
+    # the noise's key, and without noise the key of the coins that break exact ADC ties (`kernel._convert`)
+    tied = gen is not None and cfg.adc_bits is not None
+    key = int(torch.randint(0, 2**62, (), generator=gen)) if cfg.rtn or tied else 0
     out, over = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), cell_energy(s), s, D, kt,
                          cfg.rtn_element, key, lsb.numpy(), full.numpy(), coarse, r, peaks)
     if peaks is not None:

@@ -80,21 +80,25 @@ def _adc(z, step, top, step2, top2, up):
     return np.float32(_round(z / (step * scale), up) * step * scale), 1
 
 
-@njit(inline="always")
-def _row_hash(key, column_set, zp, zm):
-    """A hash of `key`, a column set (group, tile, digit) and one row's sums there, for `_coins`."""
-    zpi, zmi = zp.view(np.int32), zm.view(np.int32)
-    f = np.int64(0)
-    for n in range(zp.shape[0]):  # a fingerprint of the sums, in a loop LLVM vectorises
-        f += np.int64(zpi[n]) * (2 * n + 1) + np.int64(zmi[n]) * (2 * n + 2) * 7919
-    return _mix(_mix(key ^ column_set * _GAMMA) ^ np.uint64(f))
+@njit(parallel=True, cache=True)
+def _row_keys(x, key):
+    """Per row of x (G, M, K, integer-valued): a hash of `key` and the row's values, Σ_k x_k·c_k mod 2^64 with
+    c_k odd SplitMix64 constants: the key of the row's tie coins (`_coins`), the same however rows are split."""
+    G, M, K = x.shape
+    out = np.empty((G, M), dtype=np.uint64)
+    for gm in prange(G * M):
+        h = np.uint64(0)
+        for k in range(K):
+            h += np.uint64(np.int64(x[gm // M, gm % M, k])) * (_mix(np.uint64(k + 1) * _GAMMA) | np.uint64(1))
+        out[gm // M, gm % M] = _mix(key ^ h)
+    return out
 
 
 @njit(inline="always")
-def _coins(row, n):
+def _coins(ties, n):
     """Whether column n's '+' and '-' sums round up if exactly on an ADC threshold (1.0 or 0.0): bits 63 and 62
-    of SplitMix64 hash n + 1 of `row`."""
-    c = _mix(row + np.uint64(n + 1) * _GAMMA)
+    of SplitMix64 hash n + 1 of a row's tie key for one column set."""
+    c = _mix(ties + np.uint64(n + 1) * _GAMMA)
     return np.float32(c >> np.uint64(63)), np.float32(c >> np.uint64(62) & np.uint64(1))
 
 
@@ -119,14 +123,15 @@ def _add_noise_row(state, rtn, zp, zm, vp, vm):
 
 
 @njit(inline="always")
-def _convert(zp, zm, vp, vm, rtn, key, stream, M, step, top, step2, top2, quantise, acc):
+def _convert(zp, zm, vp, vm, rtn, key, stream, ties, step, top, step2, top2, quantise, acc):
     """Convert one row's '+'/'-' column sums zp, zm (variances vp, vm): acc += q⁺ - q⁻ (see `_adc`). Returns the
     number of sums above `top`: clipped, or with step2 > 0 converted twice.
 
     With rtn > 0, column n's noise is normal pair n of `stream` of `key`. Without noise, about 1/step of the
     sums (integers, on an even step) lie exactly on a threshold; they round up or down by a fair coin, as the
-    smallest noise would make them, not to even. The coins hash `key`, the column set stream // M and the
-    row's sums, so they do not depend on how rows are split, and rows with other sums draw others."""
+    smallest noise would make them, not to even. The coins come from `ties`, a hash of the row's values and
+    the column set (group, tile, digit), so they do not depend on how rows are split, and other rows draw
+    other coins."""
     if rtn > 0:
         _add_noise_row(_mix(key ^ stream * _GAMMA), rtn, zp, zm, vp, vm)
     over = 0
@@ -134,7 +139,6 @@ def _convert(zp, zm, vp, vm, rtn, key, stream, M, step, top, step2, top2, quanti
         for n in range(acc.shape[0]):
             acc[n] += zp[n] - zm[n]
         return over
-    row = _row_hash(key, stream // M, zp, zm) if rtn <= 0 else np.uint64(0)
     even = np.float32(-1)
     if step2 <= 0:  # clip: loops LLVM vectorises; sums over range are counted only where there are some
         zpi, zmi = zp.view(np.int32), zm.view(np.int32)  # the largest sum as in `_largest`, in the same loop
@@ -145,7 +149,7 @@ def _convert(zp, zm, vp, vm, rtn, key, stream, M, step, top, step2, top2, quanti
                 high = max(high, zpi[n], zmi[n])
         else:
             for n in range(acc.shape[0]):
-                up, down = _coins(row, n)
+                up, down = _coins(ties, n)
                 acc[n] += _clip(zp[n], step, top, up) - _clip(zm[n], step, top, down)
                 high = max(high, zpi[n], zmi[n])
         if _from_bits(high) > top:
@@ -153,7 +157,7 @@ def _convert(zp, zm, vp, vm, rtn, key, stream, M, step, top, step2, top2, quanti
                 over += (zp[n] > top) + (zm[n] > top)
     else:
         for n in range(acc.shape[0]):
-            up, down = _coins(row, n) if rtn <= 0 else (even, even)
+            up, down = _coins(ties, n) if rtn <= 0 else (even, even)
             a, ra = _adc(zp[n], step, top, step2, top2, up)
             c, rc = _adc(zm[n], step, top, step2, top2, down)
             over += ra + rc
@@ -300,7 +304,8 @@ def _column_pair(d, w, chi, lo, hi, noisy):
 
 
 @njit(parallel=True, cache=True)
-def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, lsb, full, lsb2, full2, out, over, peak):
+def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, row_keys, lsb, full, lsb2, full2, out, over,
+              peak):
     G, M, K = x.shape
     N = w_pos.shape[-1]
     T = (K + kt - 1) // kt
@@ -349,8 +354,9 @@ def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, lsb, full, 
                     if peak.shape[0]:
                         peak[gb, t, p] = max(peak[gb, t, p], _largest(zp, zm))
                     stream = np.uint64((g * T + t) * digits * M + p * M + m0 + i)
-                    over[gb] += _convert(zp, zm, vp, vm, rtn, key, stream, np.uint64(M), lsb[t, p], full[t, p],
-                                         lsb2[t, p], full2[t, p], quantise, tile_sum[i, p])
+                    ties = _mix(row_keys[g, m0 + i] ^ np.uint64((g * T + t) * digits + p) * _GAMMA)
+                    over[gb] += _convert(zp, zm, vp, vm, rtn, key, stream, ties, lsb[t, p], full[t, p], lsb2[t, p],
+                                         full2[t, p], quantise, tile_sum[i, p])
         _shift_add(tile_sum, b, out[g, m0:m0 + rows])
 
 
@@ -363,7 +369,8 @@ def _halves(s, d, scale):
 
 
 @njit(parallel=True, cache=True)
-def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2, top2, quantise, acc, over, peak):
+def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, row_keys, step, top, step2, top2, quantise, acc, over,
+                  peak):
     """One tile of the int8 path for R rows: sa = |A|·|W| and sd = A·W (D, R, N) give z± = r(sa ± sd)/2; with
     noise, va = E·W² and vd = (E·sgn A)·(sgn W·W²) as 7-bit halves [hi | lo] (D, R, 2N) give v± = r²(va ± vd)/2;
     nz (D, R) marks digit slices where some resistor conducts. acc (R, D, N) += q⁺ - q⁻, over (R,) += sums over range;
@@ -386,11 +393,12 @@ def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, step, top, step2,
                 for n in range(N):
                     vp[n], vm[n] = _halves(128 * np.int64(va[p, i, n]) + va[p, i, N + n],
                                            128 * np.int64(vd[p, i, n]) + vd[p, i, N + n], r2)
-            over[i] += _convert(zp, zm, vp, vm, rtn, key, np.uint64(stream0 + p * M + i), np.uint64(M), step[p],
-                                top[p], step2[p], top2[p], quantise, acc[i, p])
+            ties = _mix(row_keys[i] ^ np.uint64(stream0 // M + p) * _GAMMA)  # column set t·D + p
+            over[i] += _convert(zp, zm, vp, vm, rtn, key, np.uint64(stream0 + p * M + i), ties, step[p], top[p],
+                                step2[p], top2[p], quantise, acc[i, p])
 
 
-def _int8_path(x, w, chi, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, out, peak):
+def _int8_path(x, w, chi, b, digits, kt, r, rtn, key, row_keys, lsb, full, lsb2, full2, out, peak):
     """The int8 path of `crossbar` for one group (x: 1 × M × K, w: 1 × K × N, |w| <= 127); returns the count of
     sums over range. Unless peak (M, T, D) is empty, it gets each row's largest noise-free column sums."""
     _, M, K = x.shape
@@ -424,8 +432,8 @@ def _int8_path(x, w, chi, b, digits, kt, r, rtn, key, lsb, full, lsb2, full2, ou
             if noisy:
                 torch._int_mm(pe[t], hl[t], out=va)
                 torch._int_mm(ps[t], hls[t], out=vd)
-            _convert_tile(*outs, nzc[t], r, rtn, key, t * digits * M + m0, M, lsb[t], full[t], lsb2[t], full2[t],
-                          quantise, acc_c, over_c, peak_c[:, t])
+            _convert_tile(*outs, nzc[t], r, rtn, key, t * digits * M + m0, M, row_keys[0, m0:m0 + R], lsb[t], full[t],
+                          lsb2[t], full2[t], quantise, acc_c, over_c, peak_c[:, t])
         _shift_add_rows(acc_c, b, out[0, m0:m0 + R])
     return int(over.sum())
 
@@ -448,8 +456,9 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     Per output row, tile of kt rows and digit p: the '+' column sums |d|·|w| over products of positive
     sign, the '-' column the others (z±, unit products); with rtn > 0 each gets N(0, rtn² v±), v± = Σ χ²·w²
     over its conducting cells (`energy[|d|]` = Σ χ² of a digit's resistors), seeded by `key`; the ADC gives
-    round(clamp(z, 0, full[t, p]) / lsb[t, p]) · lsb[t, p] (skipped when lsb[0, 0] <= 0); out = Σ_p b^p Σ_t
-    (q⁺ - q⁻). With `coarse` = (lsb2, full2), the worst-case range, a sum above full[t, p] is converted again
+    round(clamp(z, 0, full[t, p]) / lsb[t, p]) · lsb[t, p] (skipped when lsb[0, 0] <= 0; without noise, a sum
+    exactly halfway between two codes rounds by a coin, see `_convert`); out = Σ_p b^p Σ_t (q⁺ - q⁻). With
+    `coarse` = (lsb2, full2), the worst-case range, a sum above full[t, p] is converted again
     (the ADC's over-range flag) with lsb and full raised by the smallest power of two that covers it, or on
     the worst-case range if that is narrower. Column sums are exact in float32 below
     2^24. If `peaks` (T × D float32) is given, it is set to the largest noise-free z± per tile and digit (ADC
@@ -464,18 +473,20 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     # a fresh 8 MB numpy buffer took 9.9 ms here against 2.1 ms.
     out = torch.empty((x.shape[0], x.shape[1], w.shape[-1]), dtype=torch.float64).numpy()
     lsb2, full2 = coarse if coarse is not None else (np.zeros_like(lsb), np.zeros_like(full))
+    tied = rtn <= 0 and lsb.size and lsb.flat[0] > 0  # noise-free and converted: ties draw coins per row
+    row_keys = _row_keys(x, np.uint64(key)) if tied else np.zeros(x.shape[:2], dtype=np.uint64)
     int8 = x.shape[0] == 1 and kt >= _INT8_MIN_TILE and w.size and np.abs(w).max() <= 127 and energy.max() <= 127
     T = -(-x.shape[-1] // kt)
     tasks = x.shape[1] if int8 else x.shape[0] * -(-x.shape[1] // _ROWS)  # rows or parallel tasks: one peak each
     peak = np.zeros((tasks if peaks is not None else 0, T, digits), dtype=np.float32)
     if int8:
-        over = _int8_path(x, w, chi, b, digits, kt, copies, rtn, key, lsb, full, lsb2, full2, out, peak)
+        over = _int8_path(x, w, chi, b, digits, kt, copies, rtn, key, row_keys, lsb, full, lsb2, full2, out, peak)
     else:
         w = w * copies
         w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
         count = np.zeros(tasks, dtype=np.int64)
         _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, np.float32(rtn),
-                  np.uint64(key), lsb, full, lsb2, full2, out, count, peak)
+                  np.uint64(key), row_keys, lsb, full, lsb2, full2, out, count, peak)
         over = int(count.sum())
     if peaks is not None:
         peaks[:] = peak.max(axis=0, initial=0)
