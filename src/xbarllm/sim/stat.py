@@ -5,8 +5,9 @@ and shift-adds them: out = Σ_p B^p Σ_t (q⁺ - q⁻). Its error from the integ
 - RTN: independent Gaussians, so their weighted sum is exactly one Gaussian of variance
   rtn_e² Σ_p B^2p Σ_k χ²(d_pk)·y_k² (rtn_e = rtn/√copies; χ²(d) the RTN weight of digit d's resistors);
 - ADC rounding: taken here as independent and uniform over the step, lsb²/12 per conversion with noise,
-  (lsb² - 1)/12 without (noise-free sums are integers), times B^2p. Only conversions of non-empty columns
-  round: a tile-digit slice with c non-zero digits is taken to fill 2·(1 - 2^-c) of its '+'/'-' columns
+  (lsb² - 1)/12 without (noise-free sums are integers; (lsb² + 2)/12 for an even step), times B^2p. Only
+  conversions of non-empty columns round: a tile-digit slice with c non-zero digits is taken to fill 2·(1 - 2^-c)
+  of its '+'/'-' columns
   (weights of random sign).
 Not modelled: clipping and reconversion (`SimConfig` allows this mode only with full-scale ranges), and the
 correlation between a sum and its rounding. Without noise, sums of a few terms do not round uniformly: at 3 %
@@ -131,7 +132,10 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     energy, words = digit_tables(cfg.encoding_s, D)  # tiles_and_steps checked that D digits hold every x
     step = (lsb.double() / r) ** 2 if cfg.adc_bits is not None else torch.zeros_like(lsb, dtype=torch.float64)
     # output units: the kernel's unit is the copies' summed weight, so steps are divided by r
-    unit = (step if cfg.rtn else step - 1 / r**2).clamp(min=0) / 12 * base(cfg.encoding_s) ** (2 * torch.arange(D))
+    # without noise, sums are integers: on a step of L units the rounding error's variance is (L² - 1)/12 for
+    # odd L, and (L² + 2)/12 for even L, where a sum halfway between two codes is off by L/2 either way
+    exact = torch.where(lsb.double() % 2 == 0, 2.0, -1.0) / r**2
+    unit = (step if cfg.rtn else step + exact).clamp(min=0) / 12 * base(cfg.encoding_s) ** (2 * torch.arange(D))
     e16, adc = torch.empty((G, M, K), dtype=torch.bfloat16), torch.empty(G, M)
     use_torch_threads()
     energy16 = energy.to(torch.bfloat16).view(torch.int16).numpy()
