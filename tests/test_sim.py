@@ -325,7 +325,7 @@ def test_noise_free_sums_on_a_threshold_round_either_way():
     # Without noise, a sum exactly halfway between two ADC codes rounds up or down as the smallest noise would
     # make it: by a coin, not to even. Column 0 holds the same sum 7·9 = 63 = 31.5 steps of 2 in every row (the
     # other elements meet zero weights there); it rounds up in about half of the rows, and equal rows round
-    # alike.
+    # alike. The product's key comes from the generator: the same seed gives the same coins, another seed others.
     g = torch.Generator().manual_seed(3)
     rest = torch.stack(torch.meshgrid(torch.arange(1, 21), torch.arange(1, 26), indexing="ij"), -1).reshape(-1, 2)
     x = torch.cat([torch.full((500, 1), 7), rest], 1).repeat(2, 1).float().unsqueeze(0)  # every row twice
@@ -335,6 +335,8 @@ def test_noise_free_sums_on_a_threshold_round_either_way():
     up = (out[0, :500, 0] - 63).unique(return_counts=True)
     assert up[0].tolist() == [-1, 1] and 0.4 < up[1][1] / 500 < 0.6
     assert torch.equal(out[0, :500], out[0, 500:])
+    seeded = [xbar_matmul(x, w, cfg, torch.Generator().manual_seed(i), fullscale=[[2.0 * 255]]) for i in (0, 0, 1)]
+    assert torch.equal(seeded[0], seeded[1]) and not torch.equal(seeded[0], seeded[2])
 
 
 def test_column_duplication_does_not_change_numerics():
