@@ -86,11 +86,14 @@ def _row_keys(x, key):
     """Per row of x (G, M, K, integer-valued): a hash of `key` and the row's values, Σ_k x_k·c_k mod 2^64 with
     c_k odd SplitMix64 constants: the key of the row's tie coins (`_coins`), the same however rows are split."""
     G, M, K = x.shape
+    c = np.empty(K, dtype=np.uint64)
+    for k in range(K):
+        c[k] = _mix(np.uint64(k + 1) * _GAMMA) | np.uint64(1)
     out = np.empty((G, M), dtype=np.uint64)
     for gm in prange(G * M):
         h = np.uint64(0)
         for k in range(K):
-            h += np.uint64(np.int64(x[gm // M, gm % M, k])) * (_mix(np.uint64(k + 1) * _GAMMA) | np.uint64(1))
+            h += np.uint64(np.int64(x[gm // M, gm % M, k])) * c[k]
         out[gm // M, gm % M] = _mix(key ^ h)
     return out
 
@@ -144,7 +147,7 @@ def _convert(zp, zm, vp, vm, rtn, key, stream, ties, step, top, step2, top2, qua
     if step2 <= 0:  # clip: loops LLVM vectorises; sums over range are counted only where there are some
         zpi, zmi = zp.view(np.int32), zm.view(np.int32)  # the largest sum as in `_largest`, in the same loop
         high = np.int32(0)
-        if rtn > 0:
+        if rtn > 0:  # two loops, so that the noisy one carries no coins
             for n in range(acc.shape[0]):
                 acc[n] += _clip(zp[n], step, top, even) - _clip(zm[n], step, top, even)
                 high = max(high, zpi[n], zmi[n])
