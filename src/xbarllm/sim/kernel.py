@@ -99,6 +99,12 @@ def _row_keys(x, key):
 
 
 @njit(inline="always")
+def _tie_key(row_key, column_set):
+    """The key of one row's tie coins in one column set (group, tile, digit), from its `_row_keys` entry."""
+    return _mix(row_key ^ np.uint64(column_set) * _GAMMA)
+
+
+@njit(inline="always")
 def _coins(ties, n):
     """Whether column n's '+' and '-' sums round up if exactly on an ADC threshold (1.0 or 0.0): bits 63 and 62
     of SplitMix64 hash n + 1 of a row's tie key for one column set."""
@@ -358,7 +364,7 @@ def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, row_keys, l
                     if peak.shape[0]:
                         peak[gb, t, p] = max(peak[gb, t, p], _largest(zp, zm))
                     stream = np.uint64((g * T + t) * digits * M + p * M + m0 + i)
-                    ties = _mix(row_keys[g, m0 + i] ^ np.uint64((g * T + t) * digits + p) * _GAMMA)
+                    ties = _tie_key(row_keys[g, m0 + i], (g * T + t) * digits + p)
                     over[gb] += _convert(zp, zm, vp, vm, rtn, key, stream, ties, lsb[t, p], full[t, p], lsb2[t, p],
                                          full2[t, p], quantise, tile_sum[i, p])
         _shift_add(tile_sum, b, out[g, m0:m0 + rows])
@@ -397,7 +403,7 @@ def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, row_keys, step, t
                 for n in range(N):
                     vp[n], vm[n] = _halves(128 * np.int64(va[p, i, n]) + va[p, i, N + n],
                                            128 * np.int64(vd[p, i, n]) + vd[p, i, N + n], r2)
-            ties = _mix(row_keys[i] ^ np.uint64(stream0 // M + p) * _GAMMA)  # column set t·D + p
+            ties = _tie_key(row_keys[i], stream0 // M + p)  # column set t·D + p
             over[i] += _convert(zp, zm, vp, vm, rtn, key, np.uint64(stream0 + p * M + i), ties, step[p], top[p],
                                 step2[p], top2[p], quantise, acc[i, p])
 

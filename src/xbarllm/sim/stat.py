@@ -7,8 +7,7 @@ and shift-adds them: out = Σ_p B^p Σ_t (q⁺ - q⁻). Its error from the integ
 - ADC rounding: taken here as independent and uniform over the step, lsb²/12 per conversion with noise,
   (lsb² - 1)/12 without (noise-free sums are integers; (lsb² + 2)/12 for an even step), times B^2p. Only
   conversions of non-empty columns round: a tile-digit slice with c non-zero digits is taken to fill 2·(1 - 2^-c)
-  of its '+'/'-' columns
-  (weights of random sign).
+  of its '+'/'-' columns (weights of random sign).
 Not modelled: clipping and reconversion (`SimConfig` allows this mode only with full-scale ranges), and the
 correlation between a sum and its rounding. Without noise, sums of a few terms do not round uniformly: at 3 %
 non-zero activations the error variance came out at 0.71x the bit-level path's (0.94x at 10 %; 1.01x with 5 %
