@@ -61,7 +61,7 @@ def main() -> None:
         cfg = base.model_copy(update={"rtn": rtn})
         model = cfg.model_copy(update={"stat_max_adc_share": 1.0})  # the model itself, never handed to the bit level
         per_site = defaultdict(lambda: torch.zeros(2, dtype=torch.float64))  # squared errors: bit, stat
-        kinds, handed = {}, set()
+        kinds, handed, wide = {}, set(), set()
         for i, (x, y, kind, site, fs) in enumerate(calls):
             stats: dict[str, int] = {}
             stat = stat_matmul(x, y, cfg, torch.Generator().manual_seed(i), fullscale=fs, stats=stats)
@@ -73,13 +73,17 @@ def main() -> None:
             stat = stat.double() - exact
             per_site[site] += torch.tensor([float((bit**2).sum()), float((stat**2).sum())])
             kinds[site] = kind
-        for kind in dict.fromkeys(kinds.values()):
-            errors = torch.stack([e for site, e in per_site.items() if kinds[site] == kind])
+            if y.shape[-1] > 1:
+                wide.add(site)
+        groups = {kind: [s for s in kinds if kinds[s] == kind] for kind in dict.fromkeys(kinds.values())}
+        groups["all N > 1"] = sorted(wide)  # every product but the one-column ones (norm statistics, row sums)
+        for kind, sites in groups.items():
+            errors = torch.stack([per_site[site] for site in sites])
             ratio = (errors[:, 1] / errors[:, 0]).sort().values
             total = errors.sum(0)
             print(f"rtn {rtn:g} ({args.overrange}) {kind:9s} {len(ratio):3d} sites: stat/bit of the summed squared "
                   f"error {total[1] / total[0]:.3f}; per site median {ratio[len(ratio) // 2]:.3f}, "
-                  f"range {ratio[0]:.3f}-{ratio[-1]:.3f}; handed over {sum(kinds[x] == kind for x in handed)}")
+                  f"range {ratio[0]:.3f}-{ratio[-1]:.3f}; handed over {sum(site in handed for site in sites)}")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def _operands(G, M, K, N, seed, sparse=False, top=127):
 @pytest.mark.parametrize(("rtn", "adc", "copies", "G", "sparse", "act_bits"), [
     (0.05, "calibrated", 1, 1, False, 8), (0.25, "calibrated", 1, 1, False, 8), (0.0, "calibrated", 1, 1, False, 8),
     (0.0, "worst_case", 1, 1, False, 8), (0.05, "worst_case", 2, 1, False, 8), (0.05, "calibrated", 1, 64, False, 8),
-    (0.05, "calibrated", 1, 1, True, 8), (0.05, "calibrated", 1, 1, False, 11)])
+    (0.05, "calibrated", 1, 1, True, 8), (0.0, "calibrated", 1, 1, True, 8), (0.05, "calibrated", 1, 1, False, 11)])
 def test_error_variance_matches_the_bit_level_path(rtn, adc, copies, G, sparse, act_bits):
     x, w = _operands(G, 256 // G, 300, 128, 0, sparse, 2 ** (act_bits - 1) - 1)
     cfg = SimConfig(rtn=rtn, adc_policy=adc, copies=copies, act_bits=act_bits)

@@ -9,10 +9,10 @@ and shift-adds them: out = Σ_p B^p Σ_t (q⁺ - q⁻). Its error from the integ
   conversions of non-empty columns round: a tile-digit slice with c non-zero digits is taken to fill 2·(1 - 2^-c)
   of its '+'/'-' columns (weights of random sign).
 Not modelled: clipping and reconversion (`SimConfig` allows this mode only with full-scale ranges), and the
-correlation between a sum and its rounding. Without noise, sums of a few terms do not round uniformly: at 3 %
-non-zero activations the error variance came out at 0.71x the bit-level path's (0.94x at 10 %; 1.01x with 5 %
-RTN). One normal draw per output instead of 2·T·D makes it a few times faster than the bit-level path;
-`tests/test_stat.py` compares the two error variances.
+correlation between a sum and its rounding. The variance holds for sparse activations too (3 % non-zero,
+noise-free: 1.01-1.04x the bit-level path's; 0.69x while exact ties rounded half to even). One normal draw per
+output instead of 2·T·D makes it a few times faster than the bit-level path; `tests/test_stat.py` compares the
+two error variances.
 
 Rounding is a deterministic function of the column sums; where it carries most of the error, independent draws
 misrepresent it (on MiniLM, a worst-case ADC range with 5 % RTN scored -1.12 this way against the bit level's 85.15,
@@ -21,7 +21,7 @@ at per-product error variances within 2x). So a product whose ADC share of the m
 
 In a model (`modules.Products`), one-column products (the norm statistics and softmax row sums) stay on the
 bit-level path: a token's statistic can exceed the range calibrated on other tokens and clip, which this model
-misses (on MiniLM, noise-free, the error of E(u²) came out at 0.69x the bit-level path's in mean square;
+misses (on MiniLM, noise-free, the error of E(u²) came out at 0.70x the bit-level path's in mean square;
 `benchmarks/stat_fidelity.py`), and the bit-level kernel takes only about twice as long as this one there.
 """
 
