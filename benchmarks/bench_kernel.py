@@ -24,7 +24,7 @@ from numba import njit, prange
 from timing import best_of
 
 from xbarllm.sim import SimConfig, xbar_matmul
-from xbarllm.sim.kernel import _add_noise_row
+from xbarllm.sim.column import _add_noise_row
 from xbarllm.sim.rng import _GAMMA, _mix
 from xbarllm.sim.stat import stat_matmul
 

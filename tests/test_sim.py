@@ -11,11 +11,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from xbarllm.mapping.encoding import base, digits
-from xbarllm.sim import SimConfig, kernel, xbar_matmul
+from xbarllm.sim import SimConfig, int8, kernel, xbar_matmul
 from xbarllm.sim.crossbar import adc_lsb
 from xbarllm.sim.encoding import cell_energy, decode, encode, n_digits
 from xbarllm.sim.faults import misread_probability, stored_weights
-from xbarllm.sim.kernel import _column_pair, _int8_path
+from xbarllm.sim.int8 import _int8_path
+from xbarllm.sim.kernel import _column_pair
 from xbarllm.sim.rng import log_cos_sin, normal_draws
 
 
@@ -232,7 +233,7 @@ def test_int8_gemm_path_equals_the_per_row_kernel_bit_for_bit(s, M, K, N, rtn, b
     calls = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(kernel, "_int8_path", lambda *a: calls.append(1) or _int8_path(*a))
-        mp.setattr(kernel, "_CHUNK_BYTES", chunk)
+        mp.setattr(int8, "_CHUNK_BYTES", chunk)
         a = xbar_matmul(x, w, cfg, torch.Generator().manual_seed(seed), stats=one)
         b = xbar_matmul(x.expand(2, M, K), w.expand(2, K, N), cfg, torch.Generator().manual_seed(seed), stats=two)
     assert calls == [1]

@@ -119,7 +119,7 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
         worst = [largest_column_sum(kt, max(w_max, 1), s)] * D
         step = adc_lsb(cfg, kt, max(w_max, 1), D, worst).expand(T, D).contiguous()
         coarse = (step.numpy(), (step * (2**cfg.adc_bits - 1)).numpy())
-    # the noise's key, and without noise the key of the coins that break exact ADC ties (`kernel._convert`)
+    # the noise's key, and without noise the key of the coins that break exact ADC ties (`column._convert`)
     tied = gen is not None and cfg.adc_bits is not None
     key = int(torch.randint(0, 2**62, (), generator=gen)) if cfg.rtn or tied else 0
     out, over = crossbar(x.float().contiguous().numpy(), w.float().contiguous().numpy(), cell_energy(s), s, D, kt,
