@@ -3,10 +3,11 @@
 Records the integer operands of every product MiniLM sends to the chip for the first N STS-B test sentences
 (or SmolLM2 for the first N WikiText-2 tokens), then runs each through both paths and prints, per product kind, the
 squared error against the exact integer product, xbar_stat / bit level: summed over the kind's sites, and the
-median and range over its sites. xbar_stat runs as its model (`stat_max_adc_share` 1) at every site; "handed over"
-counts the sites that a model run gives to the bit level because ADC rounding carries most of their error (all of
-it without noise). Linears are named by their attribute (query, q_proj, ...). Norm statistics (mean, meansq) and
-row sums run bit level in a model; they are listed to show why.
+median and range over its sites; then the same over every product but the one-column ones ("all N > 1").
+xbar_stat runs as its model (`stat_max_adc_share` 1) at every site; "handed over" counts the sites that a model run
+gives to the bit level because ADC rounding carries most of their error (all of it without noise). Linears are
+named by their attribute (query, q_proj, ...). Norm statistics (mean, meansq) and row sums run bit level in a
+model; they are listed to show why.
 """
 
 from __future__ import annotations
