@@ -34,7 +34,7 @@ SHAPES = [("Linear", 1, 256, 384, 1536), ("Linear", 1, 256, 1536, 384), ("Linear
 KT, DIGITS = 64, 3  # elements per 128-row tile and digits per INT8 activation at S = 2
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)  # not cached: numba would not see a change to the kernel functions it inlines
 def _draws_only(zp, zm, v):
     """The kernel's noise on every row of zp and zm (streams × N), all variances v (N,): one pair per column."""
     for s in prange(zp.shape[0]):

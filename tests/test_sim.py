@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from xbarllm.mapping.encoding import base, digits
-from xbarllm.sim import SimConfig, int8, kernel, xbar_matmul
+from xbarllm.sim import SimConfig, drop_stale_numba_caches, int8, kernel, xbar_matmul
 from xbarllm.sim.crossbar import adc_lsb
 from xbarllm.sim.encoding import cell_energy, decode, encode, n_digits
 from xbarllm.sim.faults import misread_probability, stored_weights
@@ -509,3 +509,21 @@ def test_kernel_rejects_an_energy_table_that_is_not_a_sum_over_resistors():
     lsb = np.ones((1, 2), np.float32)
     with pytest.raises(ValueError, match="energy"):
         kernel.crossbar(x, w, np.array([0, 1, 4, 6], np.float32), 2, 2, 64, 0.05, 0, lsb, lsb)
+
+
+def test_numba_caches_are_dropped_when_any_source_of_the_package_changes(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    files = [cache / "a.f-1.py311.nbi", cache / "a.f-1.py311.1.nbc"]
+
+    def cached():
+        for f in files:
+            f.write_bytes(b"")
+
+    cached()
+    assert drop_stale_numba_caches(tmp_path) and not any(f.exists() for f in files)  # no digest yet
+    cached()
+    assert not drop_stale_numba_caches(tmp_path) and all(f.exists() for f in files)  # sources unchanged
+    (tmp_path / "b.py").write_text("y = 2\n")  # another module of the package changes
+    assert drop_stale_numba_caches(tmp_path) and not any(f.exists() for f in files)
