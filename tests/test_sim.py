@@ -511,8 +511,8 @@ def test_kernel_rejects_an_energy_table_that_is_not_a_sum_over_resistors():
         kernel.crossbar(x, w, np.array([0, 1, 4, 6], np.float32), 2, 2, 64, 0.05, 0, lsb, lsb)
 
 
-def test_numba_caches_are_dropped_when_any_source_of_the_package_changes(tmp_path):
-    (tmp_path / "a.py").write_text("x = 1\n")
+def test_numba_caches_are_dropped_when_any_numba_module_of_the_package_changes(tmp_path):
+    (tmp_path / "a.py").write_text("from numba import njit\n")
     cache = tmp_path / "__pycache__"
     cache.mkdir()
     files = [cache / "a.f-1.py311.nbi", cache / "a.f-1.py311.1.nbc"]
@@ -525,5 +525,7 @@ def test_numba_caches_are_dropped_when_any_source_of_the_package_changes(tmp_pat
     assert drop_stale_numba_caches(tmp_path) and not any(f.exists() for f in files)  # no digest yet
     cached()
     assert not drop_stale_numba_caches(tmp_path) and all(f.exists() for f in files)  # sources unchanged
-    (tmp_path / "b.py").write_text("y = 2\n")  # another module of the package changes
+    (tmp_path / "b.py").write_text("y = 2\n")  # a module without numba: nothing to recompile
+    assert not drop_stale_numba_caches(tmp_path) and all(f.exists() for f in files)
+    (tmp_path / "c.py").write_text("import numba\n")  # another numba module of the package changes
     assert drop_stale_numba_caches(tmp_path) and not any(f.exists() for f in files)

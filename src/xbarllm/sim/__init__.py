@@ -5,11 +5,13 @@ from pathlib import Path
 
 
 def drop_stale_numba_caches(package: Path) -> bool:
-    """Delete the numba cache files in `package`/__pycache__ unless the package's sources are the ones they were
-    compiled from (a digest kept beside them); returns whether it deleted. numba recompiles a cached function
-    when its own file changes, but not when a function it inlines from another module does (`kernel` and `int8`
-    inline `column` and `rng`), so without this an edit to one module could leave stale machine code in another."""
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(package.glob("*.py")))).hexdigest()
+    """Delete the numba cache files in `package`/__pycache__ unless the package's modules that use numba are the
+    ones they were compiled from (a digest kept beside them); returns whether it deleted. numba recompiles a cached
+    function when its own file changes, but not when a function it inlines from another module does (`kernel` and
+    `int8` inline `column` and `rng`), so without this an edit to one module could leave stale machine code in
+    another."""
+    sources = (p.read_bytes() for p in sorted(package.glob("*.py")))
+    digest = hashlib.sha256(b"".join(s for s in sources if b"numba" in s)).hexdigest()
     stamp = package / "__pycache__" / "numba-sources.sha256"
     if stamp.is_file() and stamp.read_text() == digest:
         return False
