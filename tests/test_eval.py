@@ -13,6 +13,7 @@ from xbarllm.eval.models import minilm, smollm2
 from xbarllm.eval.run import grid, measure, parse_sweep
 from xbarllm.eval.tasks import embed, perplexity, spearman
 from xbarllm.sim import SimConfig
+from xbarllm.sim.config import load_sim_config, sim_presets
 from xbarllm.sim.modules import XbarLinear, XbarNorm, install
 
 SENTS = ["A man is playing a guitar.", "Stocks fell sharply on Monday.", "The cat sits on the mat."]
@@ -138,6 +139,7 @@ def test_sweep_grid():
     (["simulate", "smollm2-135m", "--task", "wikitext2", "--sweep", "mode=analog", "--sweep", "stuck_rate=0.01"],
      "stuck_rate must be 0"),
     (["simulate", "all-minilm-l6-v2", "--mode", "fast"], "--mode"),
+    (["simulate", "all-minilm-l6-v2", "--config", "nope"], "unknown sim config 'nope'"),
     (["simulate", "all-minilm-l6-v2", "--mode", "xbar_stat", "--sweep", "adc_clip_quantile=0.99"],
      "xbar_stat does not model clipping; adc_clip_quantile must be 1"),
 ])
@@ -165,16 +167,65 @@ def test_simulate_keeps_the_rows_measured_before_a_failure(tmp_path, monkeypatch
     assert len(path.read_text().splitlines()) == 2  # header + the first configuration's row
 
 
-def test_simulate_mode_sets_the_crossbar_rows(monkeypatch, capsys):
+def _recorded(monkeypatch):
+    """Replace `measure` by a recorder of the configs it is given."""
     run = []
-    monkeypatch.setattr("xbarllm.eval.run.measure", lambda task, cfg, limit, progress: run.append(
-        (cfg.mode, cfg.rtn)) or {"task": task, "metric": "m", "value": 1.0, "seconds": 0.0, "exp_overflow_calls": 0,
-                                 "exp_calls": 0, "adc_over_range": 0.0})
+    monkeypatch.setattr("xbarllm.eval.run.measure", lambda task, cfg, limit, progress: run.append(cfg) or {
+        "task": task, "metric": "m", "value": 1.0, "seconds": 0.0, "exp_overflow_calls": 0, "exp_calls": 0,
+        "adc_over_range": 0.0})
+    return run
+
+
+def test_simulate_mode_sets_the_crossbar_rows(monkeypatch, capsys):
+    run = _recorded(monkeypatch)
     assert main(["simulate", "all-minilm-l6-v2", "--mode", "xbar_stat", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["mode"], r["noise"]) for r in rows] == [("fp32", "-"), ("int8", "-"), ("xbar_stat", "0"),
                                                        ("xbar_stat", "0.05")]
-    assert run == [("fp32", 0.05), ("int8", 0.05), ("xbar_stat", 0.0), ("xbar_stat", 0.05)]
+    assert [(c.mode, c.rtn) for c in run] == [("fp32", 0.05), ("int8", 0.05), ("xbar_stat", 0.0), ("xbar_stat", 0.05)]
+
+
+def test_simulate_runs_the_papers_chip_unless_a_config_says_otherwise(monkeypatch, capsys, tmp_path):
+    run = _recorded(monkeypatch)
+    assert main(["simulate", "all-minilm-l6-v2", "--json"]) == 0
+    assert run[3] == load_sim_config("paper") and run[2] == run[3].model_copy(update={"rtn": 0.0})
+    assert {c.act_bits for c in run} == {8} and run[3].adc_policy == "calibrated" and run[3].rtn == 0.05
+    # A preset, then flags over it; the reference rows run untuned, the digital row at the chip's activation bits.
+    run.clear()
+    capsys.readouterr()
+    args = ["simulate", "smollm2-135m", "--task", "wikitext2", "--config", "smollm2-rtn-target", "--noise", "0.02",
+            "--seed", "3", "--json"]
+    assert main(args) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["mode"], r["noise"]) for r in rows] == [("fp32", "-"), ("int11", "-"), ("xbar", "0"), ("xbar", "0.02")]
+    assert [(c.mode, c.tune_steps, c.rtn, c.seed) for c in run] == [
+        ("fp32", 0, 0.02, 3), ("int8", 0, 0.02, 3), ("xbar", 100, 0.0, 3), ("xbar", 100, 0.02, 3)]
+    assert {(c.act_bits, c.copies, c.stages) for c in run} == {(11, 8, "linear+attention+norm")}
+    # A YAML file of SimConfig fields is a config too.
+    path = tmp_path / "chip.yaml"
+    path.write_text("adc_policy: calibrated_tile\nadc_bits: 6\n")
+    run.clear()
+    assert main(["simulate", "all-minilm-l6-v2", "--config", str(path), "--sweep", "seed=0,1"]) == 0
+    assert [(c.adc_policy, c.adc_bits, c.seed) for c in run] == [("calibrated_tile", 6, 0), ("calibrated_tile", 6, 1)]
+
+
+def test_every_sim_preset_loads():
+    assert {"paper", "act11-reconvert", "tile-q999", "smollm2-rtn-target"} <= set(sim_presets())
+    assert len({load_sim_config(n) for n in sim_presets()}) == len(sim_presets())
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("adc_polcy: calibrated\n", "chip.yaml: adc_polcy: unknown field"),
+    ("act_bits: 30\n", "chip.yaml: act_bits: Input should be less than or equal to 16"),
+    ("act_bits: [11\n", "chip.yaml: not valid YAML at line"),
+    ("mode: fp32\n", "sets mode fp32"),
+])
+def test_simulate_bad_config_file(tmp_path, capsys, text, needle):
+    path = tmp_path / "chip.yaml"
+    path.write_text(text)
+    assert main(["simulate", "all-minilm-l6-v2", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
 
 
 def test_simulate_sweep_writes_a_tidy_table(tmp_path, capsys):

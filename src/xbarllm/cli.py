@@ -283,12 +283,16 @@ def reproduce_cmd(
 
 @app.command("presets")
 def presets_cmd() -> None:
-    """List the model and hardware presets shipped with xbarllm."""
+    """List the presets shipped with xbarllm: models, hardware, baseline platforms and simulated chips."""
+    from xbarllm.sim.config import sim_presets
     from xbarllm.spec.hardware import hardware_presets
     from xbarllm.spec.model import model_presets
+    from xbarllm.spec.platform import platform_presets
 
-    out.print("models:   " + ", ".join(model_presets()))
-    out.print("hardware: " + ", ".join(hardware_presets()))
+    out.print("models:    " + ", ".join(model_presets()))
+    out.print("hardware:  " + ", ".join(hardware_presets()))
+    out.print("platforms: " + ", ".join(platform_presets()))
+    out.print("simulate:  " + ", ".join(sim_presets()) + " (--config)")
 
 
 from xbarllm.cli_explore import explore_cmd, report_cmd  # noqa: E402  (these read this module's consoles)

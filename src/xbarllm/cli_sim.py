@@ -16,13 +16,18 @@ from xbarllm.errors import XbarError
 def simulate_cmd(
     model: Annotated[str, typer.Argument(help="all-minilm-l6-v2 (stsb, sst2) or smollm2-135m (wikitext2)")],
     task: Annotated[str, typer.Option("--task", help="stsb, sst2 or wikitext2")] = "stsb",
-    s: Annotated[int, typer.Option("--S", help="encoding S: balanced base 2^(S+1)-1")] = 2,
-    noise: Annotated[float, typer.Option("--noise", help="RTN amplitude as a fraction of the signal")] = 0.05,
-    adc_bits: Annotated[int, typer.Option("--adc-bits", help="shared ADC resolution")] = 8,
-    mode: Annotated[str, typer.Option("--mode", help="crossbar rows: xbar (bit level) or xbar_stat (the same "
-                                      "error in distribution, 3-5x faster with noise; products whose error is "
-                                      "mostly ADC rounding, all that round without noise, stay bit level)")] = "xbar",
-    seed: Annotated[int, typer.Option("--seed", help="seed of every random draw")] = 0,
+    config: Annotated[str, typer.Option("--config", help="chip numerics: a preset (paper, act11-reconvert, "
+                                        "tile-q999, smollm2-rtn-target; `xbarllm presets`) or a YAML file of "
+                                        "SimConfig fields; the flags below override it")] = "paper",
+    s: Annotated[int | None, typer.Option("--S", help="encoding S: balanced base 2^(S+1)-1 [paper: 2]")] = None,
+    noise: Annotated[float | None, typer.Option("--noise", help="RTN amplitude as a fraction of the signal "
+                                                "[paper: 0.05]")] = None,
+    adc_bits: Annotated[int | None, typer.Option("--adc-bits", help="shared ADC resolution [paper: 8]")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="crossbar rows: xbar (bit level; paper) or xbar_stat "
+                                             "(the same error in distribution, 3-5x faster with noise; products "
+                                             "whose error is mostly ADC rounding, all that round without noise, "
+                                             "stay bit level)")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="seed of every random draw [paper: 0]")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="first N pairs/sentences, or N tokens")] = None,
     sweep: Annotated[list[str] | None, typer.Option("--sweep", help="AXIS=v1,v2 (repeatable): noise, "
                                                     "bits_per_cell, stuck_rate, S, adc_bits, seed, ...")] = None,
@@ -34,7 +39,8 @@ def simulate_cmd(
 ) -> None:
     """Accuracy of a real model with every product through the simulated crossbar.
 
-    Without --sweep: fp32, INT8 digital, crossbar without noise and crossbar with noise.
+    Without --sweep: fp32, digital integers at the chip's activation bits (INT8 on the paper's chip), crossbar
+    without noise and crossbar with the config's noise.
     """
     import pandas as pd
     from pydantic import ValidationError
@@ -45,6 +51,7 @@ def simulate_cmd(
     from xbarllm.eval.data import data_dir
     from xbarllm.eval.run import TASKS, check, grid, parse_sweep
     from xbarllm.sim import SimConfig
+    from xbarllm.sim.config import load_sim_config
     from xbarllm.sim.modules import CROSSBAR_MODES
 
     _check_out(out_file)
@@ -52,27 +59,34 @@ def simulate_cmd(
         raise XbarError(f"--task: unknown task '{task}' (tasks: {', '.join(TASKS)})")
     if model != TASKS[task][0]:
         raise XbarError(f"model: task {task} runs on {TASKS[task][0]}, not '{model}'")
-    if noise < 0:
+    if noise is not None and noise < 0:
         raise XbarError(f"--noise: must be >= 0, got {noise}")
-    if mode not in CROSSBAR_MODES:
+    if mode is not None and mode not in CROSSBAR_MODES:
         raise XbarError(f"--mode: must be {' or '.join(CROSSBAR_MODES)}, got '{mode}'")
     if workers < 1:
         raise XbarError(f"--workers: must be >= 1, got {workers}")
     needed = {"stsb": "stsb/sts-test.csv", "sst2": "sst2/dev.tsv", "wikitext2": "wikitext2/wiki.test.raw"}[task]
     if not (data_dir() / needed).is_file():
         raise XbarError(f"{data_dir() / needed}: data file not found (set XBARLLM_DATA)")
+    flags = {"mode": mode, "encoding_s": s, "rtn": noise, "adc_bits": adc_bits, "seed": seed}
     try:
-        base = SimConfig(mode=mode, encoding_s=s, rtn=noise, adc_bits=adc_bits, seed=seed)
+        base = SimConfig.model_validate({**load_sim_config(config).model_dump(),
+                                         **{k: v for k, v in flags.items() if v is not None}})
     except ValidationError as e:
-        flags = {"encoding_s": "--S", "rtn": "--noise", "adc_bits": "--adc-bits"}
-        raise from_validation("simulate", e, flags) from None
+        renames = {"encoding_s": "--S", "rtn": "--noise", "adc_bits": "--adc-bits"}
+        raise from_validation("simulate", e, renames) from None
+    if base.mode not in CROSSBAR_MODES:
+        raise XbarError(f"--config: {config} sets mode {base.mode}; the crossbar rows need "
+                        f"{' or '.join(CROSSBAR_MODES)} (or pass --mode)")
     if sweep:
         points = list(grid(base, parse_sweep(sweep)))
     else:
-        points = [({"mode": "fp32", "noise": "-"}, base.model_copy(update={"mode": "fp32"})),
-                  ({"mode": "int8", "noise": "-"}, base.model_copy(update={"mode": "int8"})),
-                  ({"mode": mode, "noise": "0"}, base.model_copy(update={"rtn": 0.0})),
-                  ({"mode": mode, "noise": str(noise)}, base)]
+        # the references run untuned; the digital row quantises activations as the chip does
+        points = [({"mode": "fp32", "noise": "-"}, base.model_copy(update={"mode": "fp32", "tune_steps": 0})),
+                  ({"mode": f"int{base.act_bits}", "noise": "-"},
+                   base.model_copy(update={"mode": "int8", "tune_steps": 0})),
+                  ({"mode": base.mode, "noise": "0"}, base.model_copy(update={"rtn": 0.0})),
+                  ({"mode": base.mode, "noise": str(base.rtn)}, base)]
     for _, cfg in points:
         check(task, cfg, limit)
     found: list[dict[str, Any] | None] = [None] * len(points)
@@ -87,7 +101,8 @@ def simulate_cmd(
     if as_json:
         print(json.dumps(rows, default=_jsonable))
         return
-    out.print(_table(f"{model} on {task} (limit={limit}): {TASKS[task][1]}", [_shown(r) for r in rows]))
+    title = f"{model} on {task} (limit={limit}, config {config}): {TASKS[task][1]}"
+    out.print(_table(title, [_shown(r) for r in rows]))
 
 
 def _measured(task: str, cfgs: list, limit: int | None, workers: int, bar) -> Iterator[tuple[int, dict[str, Any]]]:

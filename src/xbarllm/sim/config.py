@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from xbarllm.errors import from_validation
 from xbarllm.mapping.encoding import elements_per_crossbar
+from xbarllm.spec import presets
 
 STAGES = ("linear", "head", "attention", "norm")
 
@@ -118,3 +121,17 @@ class SimConfig(BaseModel):
     def runs(self, stage: str) -> bool:
         """Whether products of `stage` (linear, head, attention, norm) go through the simulated chip."""
         return stage in self.stages.split("+")
+
+
+def sim_presets() -> list[str]:
+    """Names of the chip numerics presets shipped under spec/presets/sim."""
+    return presets.names("sim", ".yaml")
+
+
+def load_sim_config(name_or_path: str | Path = "paper") -> SimConfig:
+    """A SimConfig from a preset name or a YAML file of its fields; errors name the file and field."""
+    where, data = presets.load_yaml("sim", name_or_path, "sim config")
+    try:
+        return SimConfig.model_validate(data)
+    except ValidationError as e:
+        raise from_validation(where, e) from None
