@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from xbarllm.mapping.encoding import base, digits
-from xbarllm.sim import SimConfig, drop_stale_numba_caches, int8, kernel, xbar_matmul
+from xbarllm.sim import SimConfig, drop_stale_numba_caches, int8, kernel, numba_cache_dir, xbar_matmul
 from xbarllm.sim.crossbar import adc_lsb
 from xbarllm.sim.encoding import cell_energy, decode, encode, n_digits
 from xbarllm.sim.faults import misread_probability, stored_weights
@@ -509,6 +509,33 @@ def test_kernel_rejects_an_energy_table_that_is_not_a_sum_over_resistors():
     lsb = np.ones((1, 2), np.float32)
     with pytest.raises(ValueError, match="energy"):
         kernel.crossbar(x, w, np.array([0, 1, 4, 6], np.float32), 2, 2, 64, 0.05, 0, lsb, lsb)
+
+
+@pytest.mark.parametrize("user_dir", [False, True])
+def test_numba_caches_are_found_where_numba_writes_them(tmp_path, monkeypatch, user_dir):
+    # A cached function compiled for real, by default beside its source and with NUMBA_CACHE_DIR set under it:
+    # the guard finds its files and drops them when the sources change.
+    import importlib.util
+
+    import numba
+
+    if user_dir:
+        monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "user"))
+    package = tmp_path / "pkg"
+    package.mkdir()
+    source = package / "m.py"
+    source.write_text("from numba import njit\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
+    assert drop_stale_numba_caches(package)  # no digest yet: stamps it
+    spec = importlib.util.spec_from_file_location("xbarllm_cache_probe", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.f(1) == 2
+    written = [f for f in tmp_path.rglob("*") if f.suffix in (".nbi", ".nbc")]
+    assert written and {f.parent for f in written} == {numba_cache_dir(package)}
+    assert numba_cache_dir(package).parent == (tmp_path / "user" if user_dir else package)
+    assert not drop_stale_numba_caches(package) and all(f.exists() for f in written)
+    source.write_text(source.read_text() + "\ny = 1\n")
+    assert drop_stale_numba_caches(package) and not any(f.exists() for f in written)
 
 
 def test_numba_caches_are_dropped_when_any_numba_module_of_the_package_changes(tmp_path):
