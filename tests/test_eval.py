@@ -209,6 +209,21 @@ def test_simulate_runs_the_papers_chip_unless_a_config_says_otherwise(monkeypatc
     assert [(c.adc_policy, c.adc_bits, c.seed) for c in run] == [("calibrated_tile", 6, 0), ("calibrated_tile", 6, 1)]
 
 
+def test_simulate_sweeps_whole_configs(monkeypatch, capsys):
+    run = _recorded(monkeypatch)
+    args = ["simulate", "all-minilm-l6-v2", "--sweep", "config=paper,tile-q999", "--sweep", "rtn=0,0.05", "--seed",
+            "2", "--json"]
+    assert main(args) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["config"], r["rtn"]) for r in rows] == [("paper", "0"), ("paper", "0.05"), ("tile-q999", "0"),
+                                                      ("tile-q999", "0.05")]
+    assert [(c.adc_policy, c.act_bits, c.rtn, c.seed) for c in run] == [
+        ("calibrated", 8, 0.0, 2), ("calibrated", 8, 0.05, 2), ("calibrated_tile", 11, 0.0, 2),
+        ("calibrated_tile", 11, 0.05, 2)]
+    assert main(["simulate", "all-minilm-l6-v2", "--sweep", "config=paper,nope"]) == 2
+    assert "unknown sim config 'nope'" in capsys.readouterr().err
+
+
 def test_every_sim_preset_loads():
     assert {"paper", "act11-reconvert", "tile-q999", "smollm2-rtn-target"} <= set(sim_presets())
     assert len({load_sim_config(n) for n in sim_presets()}) == len(sim_presets())

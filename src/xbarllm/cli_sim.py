@@ -30,7 +30,8 @@ def simulate_cmd(
     seed: Annotated[int | None, typer.Option("--seed", help="seed of every random draw [paper: 0]")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="first N pairs/sentences, or N tokens")] = None,
     sweep: Annotated[list[str] | None, typer.Option("--sweep", help="AXIS=v1,v2 (repeatable): noise, "
-                                                    "bits_per_cell, stuck_rate, S, adc_bits, seed, ...")] = None,
+                                                    "bits_per_cell, stuck_rate, S, adc_bits, seed, config (presets "
+                                                    "or files), ...")] = None,
     out_file: Annotated[Path | None, typer.Option(
         "--out", help="write the result table to .csv or .parquet (after each configuration)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the rows as JSON")] = False,
@@ -43,15 +44,11 @@ def simulate_cmd(
     without noise and crossbar with the config's noise.
     """
     import pandas as pd
-    from pydantic import ValidationError
     from rich.progress import Progress
 
     from xbarllm.cli import _check_out, _jsonable, _table, err, out, write_table_atomic
-    from xbarllm.errors import from_validation
     from xbarllm.eval.data import data_dir
     from xbarllm.eval.run import TASKS, check, grid, parse_sweep
-    from xbarllm.sim import SimConfig
-    from xbarllm.sim.config import load_sim_config
     from xbarllm.sim.modules import CROSSBAR_MODES
 
     _check_out(out_file)
@@ -69,19 +66,16 @@ def simulate_cmd(
     if not (data_dir() / needed).is_file():
         raise XbarError(f"{data_dir() / needed}: data file not found (set XBARLLM_DATA)")
     flags = {"mode": mode, "encoding_s": s, "rtn": noise, "adc_bits": adc_bits, "seed": seed}
-    try:
-        base = SimConfig.model_validate({**load_sim_config(config).model_dump(),
-                                         **{k: v for k, v in flags.items() if v is not None}})
-    except ValidationError as e:
-        renames = {"encoding_s": "--S", "rtn": "--noise", "adc_bits": "--adc-bits"}
-        raise from_validation("simulate", e, renames) from None
-    if base.mode not in CROSSBAR_MODES:
-        raise XbarError(f"--config: {config} sets mode {base.mode}; the crossbar rows need "
-                        f"{' or '.join(CROSSBAR_MODES)} (or pass --mode)")
+    axes = parse_sweep(sweep or [], extra=("config",))
+    swept = axes.pop("config", None)  # whole presets or files, each with the flags over it
+    names = swept or [config]
+    bases = [(name, _chip(name, flags)) for name in names]
     if sweep:
-        points = list(grid(base, parse_sweep(sweep)))
+        points = [(({"config": name} if swept else {}) | point, cfg) for name, base in bases
+                  for point, cfg in grid(base, axes)]
     else:
         # the references run untuned; the digital row quantises activations as the chip does
+        base = bases[0][1]
         points = [({"mode": "fp32", "noise": "-"}, base.model_copy(update={"mode": "fp32", "tune_steps": 0})),
                   ({"mode": f"int{base.act_bits}", "noise": "-"},
                    base.model_copy(update={"mode": "int8", "tune_steps": 0})),
@@ -101,8 +95,29 @@ def simulate_cmd(
     if as_json:
         print(json.dumps(rows, default=_jsonable))
         return
-    title = f"{model} on {task} (limit={limit}, config {config}): {TASKS[task][1]}"
+    title = f"{model} on {task} (limit={limit}, config {', '.join(names)}): {TASKS[task][1]}"
     out.print(_table(title, [_shown(r) for r in rows]))
+
+
+def _chip(config: str, flags: dict[str, Any]):
+    """The SimConfig of preset or file `config` with the flags that were given (not None) over it."""
+    from pydantic import ValidationError
+
+    from xbarllm.errors import from_validation
+    from xbarllm.sim import SimConfig
+    from xbarllm.sim.config import load_sim_config
+    from xbarllm.sim.modules import CROSSBAR_MODES
+
+    try:
+        chip = SimConfig.model_validate({**load_sim_config(config).model_dump(),
+                                         **{k: v for k, v in flags.items() if v is not None}})
+    except ValidationError as e:
+        renames = {"encoding_s": "--S", "rtn": "--noise", "adc_bits": "--adc-bits"}
+        raise from_validation("simulate", e, renames) from None
+    if chip.mode not in CROSSBAR_MODES:
+        raise XbarError(f"--config: {config} sets mode {chip.mode}; the crossbar rows need "
+                        f"{' or '.join(CROSSBAR_MODES)} (or pass --mode)")
+    return chip
 
 
 def _measured(task: str, cfgs: list, limit: int | None, workers: int, bar) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -82,13 +82,15 @@ def measure_on(client, task: str, cfgs: list[SimConfig], limit: int | None = Non
         yield futures[fut], fut.result()
 
 
-def parse_sweep(items: list[str]) -> dict[str, list[str]]:
-    """'noise=0,0.01' items -> {axis: [values]}; unknown axes and empty lists are errors."""
+def parse_sweep(items: list[str], extra: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """'noise=0,0.01' items -> {axis: [values]} over AXES and the caller's `extra` axes; unknown axes and empty
+    lists are errors."""
     axes: dict[str, list[str]] = {}
+    known = [*extra, *AXES]
     for item in items:
         name, eq, values = item.partition("=")
-        if not eq or name not in AXES:
-            raise XbarError(f"--sweep: '{item}': expected AXIS=v1,v2 with AXIS one of {', '.join(AXES)}")
+        if not eq or name not in known:
+            raise XbarError(f"--sweep: '{item}': expected AXIS=v1,v2 with AXIS one of {', '.join(known)}")
         vals = [v for v in values.split(",") if v]
         if not vals:
             raise XbarError(f"--sweep: '{item}' lists no values")
