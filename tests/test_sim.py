@@ -519,8 +519,7 @@ def test_numba_caches_are_found_where_numba_writes_them(tmp_path, monkeypatch, u
 
     import numba
 
-    if user_dir:
-        monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "user"))
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "user") if user_dir else "")
     package = tmp_path / "pkg"
     package.mkdir()
     source = package / "m.py"
@@ -538,7 +537,10 @@ def test_numba_caches_are_found_where_numba_writes_them(tmp_path, monkeypatch, u
     assert drop_stale_numba_caches(package) and not any(f.exists() for f in written)
 
 
-def test_numba_caches_are_dropped_when_any_numba_module_of_the_package_changes(tmp_path):
+def test_numba_caches_are_dropped_when_any_numba_module_of_the_package_changes(tmp_path, monkeypatch):
+    import numba
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")  # numba's default: __pycache__ beside the sources
     (tmp_path / "a.py").write_text("from numba import njit\n")
     cache = tmp_path / "__pycache__"
     cache.mkdir()

@@ -161,7 +161,8 @@ def _digits(row, b, rest, out):
 
 @njit(inline="always")
 def _rtn_weight(a, chi):
-    """A digit magnitude a's RTN weight: the sum of chi[j] (a tuple: resistor j's χ²) over the bits j set in a."""
+    """A digit magnitude a's RTN weight: the sum of chi[j] (a tuple: resistor j's χ², zero beyond S) over the bits
+    j set in a."""
     e = np.int64(0)
     for j in range(len(chi)):  # unrolled: chi is a tuple
         e += (a >> j & 1) * chi[j]

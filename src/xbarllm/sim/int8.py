@@ -75,11 +75,12 @@ def _halves(s, d, scale):
 
 @njit(parallel=True, cache=True)
 def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, row_keys, step, top, step2, top2, quantise, acc, over,
-                  peak):
-    """One tile of the int8 path for R rows: sa = |A|·|W| and sd = A·W (D, R, N) give z± = r(sa ± sd)/2; with
+                  peak, m0, t):
+    """Tile t of the int8 path for rows m0:m0+R: sa = |A|·|W| and sd = A·W (D, R, N) give z± = r(sa ± sd)/2; with
     noise, va = E·W² and vd = (E·sgn A)·(sgn W·W²) as 7-bit halves [hi | lo] (D, R, 2N) give v± = r²(va ± vd)/2;
     nz (D, R) marks digit slices where some resistor conducts. acc (R, D, N) += q⁺ - q⁻, over (R,) += sums over range;
-    unless peak (R, D) is empty, it is raised to each row's largest noise-free z±.
+    unless peak (M, T, D) is empty, peak[m0 + i, t] is raised to row m0 + i's largest noise-free z± (the whole
+    array is passed, always C-contiguous, so that one compiled function serves calibration and runs).
     """
     D, R, N = sa.shape
     noisy = rtn > 0
@@ -93,7 +94,7 @@ def _convert_tile(sa, sd, va, vd, nz, r, rtn, key, stream0, M, row_keys, step, t
             for n in range(N):
                 zp[n], zm[n] = _halves(sa[p, i, n], sd[p, i, n], r)
             if peak.shape[0]:
-                peak[i, p] = max(peak[i, p], _largest(zp, zm))
+                peak[m0 + i, t, p] = max(peak[m0 + i, t, p], _largest(zp, zm))
             if noisy:
                 for n in range(N):
                     vp[n], vm[n] = _halves(128 * np.int64(va[p, i, n]) + va[p, i, N + n],
@@ -129,7 +130,7 @@ def _int8_path(x, w, chi, b, digits, kt, r, rtn, key, row_keys, lsb, full, lsb2,
         outs = [v.view(digits, R, -1).numpy() for v in (sa, sd, va, vd)]
         c = slice(m0 * digits, (m0 + R) * digits)  # this chunk's rows of the planes, (D·R, kt) digit-major
         pd, pa, pe, ps = d[:, c], da[:, c], e[:, c], es[:, c]
-        nzc, acc_c, over_c, peak_c = nz[:, c].reshape(T, digits, R), acc[:R], over[m0:m0 + R], peak[m0:m0 + R]
+        nzc, acc_c, over_c = nz[:, c].reshape(T, digits, R), acc[:R], over[m0:m0 + R]
         acc_c[:] = 0
         for t in range(T):
             torch._int_mm(pa[t], wa[t], out=sa)
@@ -138,6 +139,6 @@ def _int8_path(x, w, chi, b, digits, kt, r, rtn, key, row_keys, lsb, full, lsb2,
                 torch._int_mm(pe[t], hl[t], out=va)
                 torch._int_mm(ps[t], hls[t], out=vd)
             _convert_tile(*outs, nzc[t], r, rtn, key, t * digits * M + m0, M, row_keys[0, m0:m0 + R], lsb[t], full[t],
-                          lsb2[t], full2[t], quantise, acc_c, over_c, peak_c[:, t])
+                          lsb2[t], full2[t], quantise, acc_c, over_c, peak, m0, t)
         _shift_add_rows(acc_c, b, out[0, m0:m0 + R])
     return int(over.sum())

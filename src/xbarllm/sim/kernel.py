@@ -162,7 +162,10 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     """
     use_torch_threads()
     b = base(s)
-    chi = tuple(int(energy[1 << j]) for j in range(s))  # resistor j's χ²; a digit's RTN weight is their sum
+    # resistor j's χ²; a digit's RTN weight is their sum. Zero-padded to 4 (S <= 4) or 8 entries: each tuple length
+    # is a numba specialisation of every kernel (~30 s to compile), and 8 for every S slowed one-column products
+    # by 5-15 % at S = 2 (bench_kernel.py), where 4 measured within noise of 2.
+    chi = tuple(int(energy[1 << j]) if j < s else 0 for j in range(4 if s <= 4 else 8))
     if any(energy[a] != sum(c for j, c in enumerate(chi) if a >> j & 1) for a in range(len(energy))):
         raise ValueError("energy: a digit's RTN weight must be the sum of its resistors' (energy[2^j])")
     # Large buffers come from torch, whose allocator asks for transparent huge pages: first-touch page faults on
