@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from xbarllm.errors import XbarError
+
+if TYPE_CHECKING:
+    from xbarllm.sim import SimConfig
 
 
 def simulate_cmd(
@@ -99,7 +102,7 @@ def simulate_cmd(
     out.print(_table(title, [_shown(r) for r in rows]))
 
 
-def _chip(config: str, flags: dict[str, Any]):
+def _chip(config: str, flags: dict[str, Any]) -> SimConfig:
     """The SimConfig of preset or file `config` with the flags that were given (not None) over it."""
     from pydantic import ValidationError
 
