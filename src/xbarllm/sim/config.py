@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from xbarllm.errors import from_validation
 from xbarllm.mapping.encoding import elements_per_crossbar
 from xbarllm.spec import presets
 
@@ -130,8 +129,4 @@ def sim_presets() -> list[str]:
 
 def load_sim_config(name_or_path: str | Path = "paper") -> SimConfig:
     """A SimConfig from a preset name or a YAML file of its fields; errors name the file and field."""
-    where, data = presets.load_yaml("sim", name_or_path, "sim config")
-    try:
-        return SimConfig.model_validate(data)
-    except ValidationError as e:
-        raise from_validation(where, e) from None
+    return presets.load_validated("sim", name_or_path, "sim config", SimConfig)

@@ -194,8 +194,4 @@ def hardware_presets() -> list[str]:
 
 def load_hardware(name_or_path: str | Path = "proposed") -> HardwareSpec:
     """Load a hardware spec from a preset name or a YAML file; errors name the file and field."""
-    where, data = presets.load_yaml("hardware", name_or_path, "hardware")
-    try:
-        return HardwareSpec.model_validate(data)
-    except ValidationError as e:
-        raise from_validation(where, e) from None
+    return presets.load_validated("hardware", name_or_path, "hardware", HardwareSpec)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
-from xbarllm.errors import XbarError
+from xbarllm.errors import XbarError, from_validation
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def names(kind: str, ext: str) -> list[str]:
@@ -44,3 +48,12 @@ def load_yaml(kind: str, name_or_path: str | Path, label: str) -> tuple[str, dic
     if not isinstance(data, dict):
         raise XbarError(f"{where}: expected a mapping of fields at the top level")
     return where, data
+
+
+def load_validated(kind: str, name_or_path: str | Path, label: str, cls: type[M]) -> M:
+    """A `cls` from a YAML preset name or file (`load_yaml`); validation errors name the file and field."""
+    where, data = load_yaml(kind, name_or_path, label)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise from_validation(where, e) from None
