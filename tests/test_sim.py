@@ -554,7 +554,7 @@ def test_numba_caches_are_dropped_when_any_numba_module_of_the_package_changes(t
     assert drop_stale_numba_caches(tmp_path) and not any(f.exists() for f in files)  # no digest yet
     cached()
     assert not drop_stale_numba_caches(tmp_path) and all(f.exists() for f in files)  # sources unchanged
-    (tmp_path / "b.py").write_text("y = 2\n")  # a module without numba: nothing to recompile
+    (tmp_path / "b.py").write_text("y = 2  # numba\n")  # a module that does not import numba: nothing to recompile
     assert not drop_stale_numba_caches(tmp_path) and all(f.exists() for f in files)
     (tmp_path / "c.py").write_text("import numba\n")  # another numba module of the package changes
     assert drop_stale_numba_caches(tmp_path) and not any(f.exists() for f in files)
