@@ -167,3 +167,58 @@ def test_unknown_accuracy_axis_is_one_line_and_leaves_the_db(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "accuracy.axes.S" in err[0]
     assert db.read_bytes() == b""
+
+
+def test_accuracy_config_sets_the_chip_before_hardware_and_axes(tmp_path):
+    from xbarllm.explore.run import _tasks
+    from xbarllm.explore.sweep import load_sweep, points
+
+    chip = tmp_path / "chip.yaml"
+    chip.write_text("adc_overrange: reconvert\nrtn: 0.05\nseed: 3\nencoding_s: 2\n")
+    sweep = tmp_path / "acc.yaml"
+    text = ("models: [bert-base]\naxes: {compute.d_c: [16, 64]}\n"
+            "accuracy: {task: stsb, limit: 3, axes: {noise: [0, 0.02]}, config: %s}\n")
+    sweep.write_text(text % chip)
+    pts = points(load_sweep(sweep))
+    cfgs = {p.sim_config() for p in pts}
+    assert {c.rtn for c in cfgs} == {0.0, 0.02}  # the axis overrides the config's rtn
+    assert {(c.adc_overrange, c.seed, c.encoding_s) for c in cfgs} == {("reconvert", 3, 2)}
+    assert sorted(len(g) for _, g in _tasks(pts, batch=64)) == [2, 2]
+    keys = {p.key for p in pts}
+    chip.write_text("adc_overrange: clip\nrtn: 0.05\nseed: 3\n")  # an edited config is a new point
+    assert keys.isdisjoint(p.key for p in points(load_sweep(sweep)))
+    sweep.write_text(text.replace(", config: %s", ""))
+    assert keys.isdisjoint(p.key for p in points(load_sweep(sweep)))
+    assert {p.sim_config().adc_overrange for p in points(load_sweep(sweep))} == {"clip"}
+
+
+@pytest.mark.parametrize("config, expect", [
+    ("act11-reconvert", "accuracy.config: act11-reconvert sets act_bits 11, but the hardware has compute.act_bits 8"),
+    ("nope", "accuracy: unknown sim config 'nope'"),
+])
+def test_bad_accuracy_config_is_one_line(tmp_path, capsys, config, expect):
+    sweep = tmp_path / "bad.yaml"
+    sweep.write_text("models: [bert-base]\naxes: {compute.d_c: [16]}\n"
+                     f"accuracy: {{task: stsb, config: {config}}}\n")
+    assert main(["explore", str(sweep), "--db", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0], err
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_accuracy_config_agrees_with_hardware_axes(tmp_path):
+    from xbarllm.explore.sweep import load_sweep, points
+
+    sweep = tmp_path / "ok.yaml"
+    sweep.write_text("models: [bert-base]\naxes: {compute.act_bits: [11]}\n"
+                     "accuracy: {task: stsb, config: act11-reconvert}\n")
+    (p,) = points(load_sweep(sweep))
+    assert (p.sim_config().act_bits, p.sim_config().adc_overrange, p.sim_config().rtn) == (11, "reconvert", 0.05)
+
+
+@pytest.mark.parametrize("example", sorted((Path(__file__).parent.parent / "examples").glob("sweep_*.yaml")),
+                         ids=lambda p: p.name)
+def test_example_sweeps_load(example):
+    from xbarllm.explore.sweep import load_sweep, points
+
+    assert points(load_sweep(example))

@@ -39,6 +39,8 @@ def evaluate(points: list[Point]) -> list[dict[str, Any]]:
         for j, i in enumerate(idx):
             p = points[i]
             axes = {**p.axes, **{f"sim.{k}": v for k, v in (p.sim_axes or {}).items()}}
+            if p.accuracy is not None and p.accuracy.config is not None:
+                axes["sim.config"] = p.accuracy.config
             rows[i] = {"key": p.key, "model": p.model, "phase": p.phase, "seq_len": p.seq_len, "axes": axes,
                        **{m: float(metrics[m][j]) for m in METRICS}, "accuracy": None, "accuracy_metric": None}
     return rows

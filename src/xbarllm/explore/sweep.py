@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError, model_validator
 
 from xbarllm.errors import XbarError, from_validation
 from xbarllm.spec import HardwareSpec, load_hardware
@@ -36,6 +36,22 @@ class Accuracy(BaseModel):
     task: Literal["stsb", "sst2", "wikitext2"]
     limit: PositiveInt | None = Field(None, description="first N pairs/sentences, or N tokens")
     axes: dict[str, list[Any]] = Field(default_factory=dict)
+    config: str | None = Field(None, description="a simulator preset (`xbarllm presets`) or YAML file of SimConfig "
+                               "fields: the chip's numerics before the hardware and the axes set theirs")
+    _preset: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _load_config(self) -> Accuracy:
+        if self.config is not None:
+            from xbarllm.sim.config import load_sim_config
+
+            self._preset = load_sim_config(self.config).model_dump(exclude_unset=True)
+        return self
+
+    @property
+    def preset(self) -> dict[str, Any]:
+        """The SimConfig fields that `config` sets (none without one)."""
+        return self._preset
 
 
 class Sweep(BaseModel):
@@ -74,16 +90,19 @@ class Point:
         return self.base.with_updates(self.axes)
 
     def sim_config(self):
-        """The simulator settings of this point: numerics from its hardware, noise and faults from sim_axes."""
-        return sim_config(self.hardware, self.sim_axes or {})
+        """The simulator settings of this point: the accuracy config's fields, numerics from its hardware, noise
+        and faults from sim_axes."""
+        return sim_config(self.hardware, self.sim_axes or {}, self.accuracy.preset if self.accuracy else None)
 
 
-def sim_config(hw: HardwareSpec, sim_axes: dict[str, Any]):
-    """SimConfig with the hardware's numerics (SIM_FROM_HARDWARE) and the simulator axes' values."""
+def sim_config(hw: HardwareSpec, sim_axes: dict[str, Any], preset: dict[str, Any] | None = None):
+    """SimConfig with `preset`'s fields, then the hardware's numerics (SIM_FROM_HARDWARE), then the simulator
+    axes' values."""
     from xbarllm.eval.run import AXES
     from xbarllm.sim import SimConfig
 
-    data = {field: hw.get(path) for path, field in SIM_FROM_HARDWARE.items()}
+    data = dict(preset or {})
+    data.update({field: hw.get(path) for path, field in SIM_FROM_HARDWARE.items()})
     data.update({field: value for axis, value in sim_axes.items() for field in AXES[axis]})
     return SimConfig.model_validate(data)
 
@@ -129,11 +148,17 @@ def _check_accuracy(sweep: Sweep, base: HardwareSpec, path: Path) -> None:
                             "numerics such as S or bits per cell come from the hardware axes)")
         if not values:
             raise XbarError(f"{path}: accuracy.axes.{axis}: lists no values")
+    preset = sweep.accuracy.preset
     try:  # every combination must make a valid simulator config
         for hw_combo in itertools.product(*sweep.axes.values()):
             hw = base.with_updates(dict(zip(sweep.axes, hw_combo, strict=True)))
+            for spec_path, field in SIM_FROM_HARDWARE.items():
+                if field in preset and preset[field] != hw.get(spec_path):
+                    raise XbarError(f"{path}: accuracy.config: {sweep.accuracy.config} sets {field} {preset[field]}, "
+                                    f"but the hardware has {spec_path} {hw.get(spec_path)}; the hardware sets the "
+                                    f"numerics the cost model shares (put {spec_path} in axes or the hardware)")
             for sim_combo in itertools.product(*sweep.accuracy.axes.values()):
-                sim_config(hw, dict(zip(sweep.accuracy.axes, sim_combo, strict=True)))
+                sim_config(hw, dict(zip(sweep.accuracy.axes, sim_combo, strict=True)), preset)
     except ValidationError as e:
         raise from_validation(f"{path}: accuracy", e) from None
 
@@ -168,6 +193,8 @@ def points(sweep: Sweep) -> list[Point]:
             specs[combo] = base.with_updates(dict(zip(names, combo, strict=True)))
         sim_axes = dict(zip(sim_names, sim_combo, strict=True)) if acc else None
         accuracy = {"task": acc.task, "limit": acc.limit, "axes": sim_axes} if acc else None
+        if acc and acc.config is not None:  # keyed by the fields it sets, so an edited file is a new point
+            accuracy["config"] = acc.preset
         out.append(Point(point_key(specs[combo], model, phase, seq_len, accuracy), model, phase, seq_len,
                          dict(zip(names, combo, strict=True)), base, acc, sim_axes))
     if not out:
