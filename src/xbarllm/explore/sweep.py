@@ -36,8 +36,9 @@ class Accuracy(BaseModel):
     task: Literal["stsb", "sst2", "wikitext2"]
     limit: PositiveInt | None = Field(None, description="first N pairs/sentences, or N tokens")
     axes: dict[str, list[Any]] = Field(default_factory=dict)
-    config: str | None = Field(None, description="a simulator preset (`xbarllm presets`) or YAML file of SimConfig "
-                               "fields: the chip's numerics before the hardware and the axes set theirs")
+    config: str | None = Field(None, description="a simulator preset (`xbarllm presets`) or YAML file of "
+                               "SimConfig fields (a path from the working directory, as `hardware`): the chip's "
+                               "numerics before the hardware and the axes set theirs")
     _preset: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
