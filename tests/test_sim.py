@@ -16,7 +16,7 @@ from xbarllm.sim.crossbar import adc_lsb
 from xbarllm.sim.encoding import cell_energy, decode, encode, n_digits
 from xbarllm.sim.faults import misread_probability, stored_weights
 from xbarllm.sim.int8 import _int8_path
-from xbarllm.sim.kernel import _column_pair
+from xbarllm.sim.onecolumn import _column_pair
 from xbarllm.sim.rng import log_cos_sin, normal_draws
 
 
@@ -152,7 +152,7 @@ def test_calibration_records_the_largest_column_sum_per_tile_and_digit(s, G, M, 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 9), st.integers(1, 200), st.integers(1, 9), st.sampled_from([3, 5, 8]),
        st.floats(0.02, 1.0), st.integers(0, 2**31 - 1))
-@example(3, 9, 150, 1, 8, 0.05, 0)  # one column (`_column_pair`), with ties
+@example(3, 9, 150, 1, 8, 0.05, 0)  # one column (`onecolumn`), with ties
 def test_narrow_adc_equals_the_definition(s, M, K, N, bits, fullscale, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(-127, 128, (1, M, K), generator=g).float()
@@ -215,7 +215,7 @@ def test_copies_are_a_weight_copies_times_larger_in_a_copies_times_shorter_tile(
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 20), st.integers(1, 300), st.integers(1, 40), st.sampled_from([0.0, 0.05]),
+@given(st.integers(1, 3), st.integers(1, 20), st.integers(1, 300), st.integers(2, 40), st.sampled_from([0.0, 0.05]),
        st.sampled_from([None, 3, 8]), st.sampled_from(["clip", "reconvert"]), st.sampled_from([1, 2, 8]),
        st.sampled_from([8, 11]), st.sampled_from([1, 5000, 1 << 22]), st.integers(0, 2**31 - 1))
 def test_int8_gemm_path_equals_the_per_row_kernel_bit_for_bit(s, M, K, N, rtn, bits, over, copies, act_bits, chunk,
@@ -247,7 +247,7 @@ def test_int8_gemm_path_equals_the_per_row_kernel_bit_for_bit(s, M, K, N, rtn, b
        st.sampled_from([None, 8]), st.sampled_from(["clip", "reconvert"]), st.sampled_from([1, 2, 5, 8]),
        st.sampled_from([8, 11]), st.integers(0, 2**31 - 1))
 def test_one_column_kernel_equals_the_general_loop_bit_for_bit(s, G, M, K, rtn, bits, over, copies, act_bits, seed):
-    # Grouped one-column products (norm statistics, row sums) take `_column_pair`; column 0 of a two-column
+    # One-column products (norm statistics, row sums) take `onecolumn._one_column`; column 0 of a two-column
     # product (second column -w: same ADC range, column 0's draws and tie coins unchanged) takes the general loop.
     g = torch.Generator().manual_seed(seed)
     top = 2 ** (act_bits - 1) - 1
@@ -437,6 +437,26 @@ def test_quantize_keeps_full_resolution_at_any_magnitude(log10_peak, bits, seed)
     assert (q[:2].abs().amax(-1) == top).all() and (q[2] == 0).all() and torch.isfinite(scale).all()
     # within half a step, plus float32's rounding of x / scale and q · scale (2^-24 of up to `top` steps each)
     assert ((q * scale - x)[:2].abs() <= (0.5 + top * 2.0**-22) * scale[:2]).all()
+
+
+@given(st.lists(st.integers(1, 7), min_size=1, max_size=3), st.integers(0, 2), st.integers(2, 16), st.floats(-44, 38),
+       st.sampled_from([None, 0.0, float("inf"), float("-inf"), float("nan")]), st.booleans(), st.integers(0, 2**31))
+@settings(max_examples=200, deadline=None)
+def test_quantize_kernel_equals_the_torch_operations(shape, dim, bits, log10_peak, special, transposed, seed):
+    # float32 takes a numba kernel; it must give the torch operations' integers and scales (NaN where they are
+    # NaN), along any axis, on non-contiguous input, at any magnitude (subnormal scales too), with inf/NaN slices.
+    from xbarllm.sim.quant import _quantize_torch, quantize
+
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(shape, generator=g, dtype=torch.float64) * 10.0**log10_peak).float()
+    if special is not None:
+        x.view(-1)[int(torch.randint(0, x.numel(), (1,), generator=g))] = special
+    x = x.transpose(0, -1) if transposed else x
+    dim = dim % x.dim()
+    (q, scale), (ref_q, ref_scale) = quantize(x, bits, dim), _quantize_torch(x, bits, dim)
+    assert q.shape == ref_q.shape and scale.shape == ref_scale.shape
+    assert torch.equal(q, ref_q) and torch.equal(scale.isnan(), ref_scale.isnan())
+    assert torch.equal(scale.nan_to_num(-1.0), ref_scale.nan_to_num(-1.0))
 
 
 def test_softmax_of_one_very_negative_score_is_one():

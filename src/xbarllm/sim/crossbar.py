@@ -19,6 +19,7 @@ from xbarllm.mapping.encoding import base, elements_per_crossbar
 from xbarllm.sim.config import SimConfig
 from xbarllm.sim.encoding import cell_energy, encode, n_digits
 from xbarllm.sim.kernel import crossbar
+from xbarllm.sim.quant import largest_magnitude
 
 _CHUNK_ELEMENTS = 1 << 24  # quantile calibration: bound on column sums held at once (about 64 MB of float32)
 
@@ -56,9 +57,9 @@ def tiles_and_steps(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, x_max: int
     x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
     D = n_digits(cfg.encoding_s, x_max)
     b = base(cfg.encoding_s)
-    if x.numel() and float(x.abs().max()) > (b**D - 1) // 2:
-        raise ValueError(f"{D} base-{b} digits cannot hold values up to {int(x.abs().max())}")
-    w_max = cfg.copies * int(w.abs().max().item()) if w.numel() else 0
+    if (x_top := largest_magnitude(x)) > (b**D - 1) // 2:
+        raise ValueError(f"{D} base-{b} digits cannot hold values up to {int(x_top)}")
+    w_max = cfg.copies * int(largest_magnitude(w))
     lsb = adc_lsb(cfg, kt, max(w_max, 1), D, fullscale)
     if lsb is None:  # no ADC: the kernel skips quantisation when lsb <= 0
         lsb = torch.zeros(T, D)

@@ -1,12 +1,13 @@
 """The crossbar product (numba): digits, column sums, RTN noise, ADC, shift-and-add, bit for bit the same
-on two paths.
+on three paths.
 
 - `_crossbar` (any group count): each block of output rows walks the weight tiles once (while they are in
   cache), skips zero digits (no resistor conducts) and keeps every column sum in a row-sized buffer.
+- `onecolumn._one_column` (N = 1): lanes across rows.
 - The int8 path (`xbarllm.sim.int8`: one group, |w| <= 127, tiles of 64+ elements, the Linears without
   copies): torch's int8 GEMMs give the column sums and RTN variances.
 
-Both convert through `xbarllm.sim.column`.
+All convert through `xbarllm.sim.column`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import torch
 from numba import njit, prange
 
 from xbarllm.mapping.encoding import base
-from xbarllm.sim.column import _ROWS, _convert, _digits, _largest, _row_keys, _rtn_weight, _shift_add, _tie_key
+from xbarllm.sim.column import _ROWS, _convert, _digits, _largest, _row_keys, _shift_add, _tie_key
 from xbarllm.sim.int8 import _int8_path
+from xbarllm.sim.onecolumn import _LANES, _one_column
 
 _INT8_MIN_TILE = 64  # shorter tiles (copies > 1) stay per row: GEMM outputs outgrow the work (copies 8: 1.6x slower)
 
@@ -42,41 +44,6 @@ def _accumulate_noisy(a, e, pos, neg, zp, zm, vp, vm):
         vm[n] += e * q * q
 
 
-@njit(inline="always")
-def _column_pair(d, w, chi, lo, hi, noisy):
-    """(z⁺, z⁻, v⁺, v⁻, conducting digits) of one output column (N = 1) for digits d[lo:hi] and integer weights w,
-    as exact integers: z± = (|d|·|w| ± d·w)/2 and v± = (e·w² ± e·sgn d·w|w|)/2, e = `_rtn_weight`(|d|, chi).
-    The general loop adds the same terms in float32 in order of k, exact while a sum stays within 2^24; above
-    that this function does the same, so results agree bit for bit. Without branches or table lookups the loop
-    vectorises."""
-    sa = sd = va = vd = np.int64(0)
-    conducting = 0
-    for k in range(lo, hi):
-        v, c = d[k], w[k]
-        a, m = abs(v), abs(c)
-        sa += a * m
-        sd += v * c
-        if noisy:
-            e = _rtn_weight(a, chi)
-            va += e * c * c
-            vd += (e if v > 0 else -e) * c * m
-        conducting += a != 0
-    if max(sa, va) <= 1 << 24:
-        return (np.float32((sa + sd) >> 1), np.float32((sa - sd) >> 1), np.float32((va + vd) >> 1),
-                np.float32((va - vd) >> 1), conducting)
-    zero = zp = zm = vp = vm = np.float32(0)
-    for k in range(lo, hi):
-        v, c = d[k], np.float32(w[k])
-        f, e = np.float32(abs(v)), np.float32(_rtn_weight(abs(v), chi))
-        pos, neg = (max(c, zero), max(-c, zero)) if v > 0 else (max(-c, zero), max(c, zero))
-        zp += f * pos
-        zm += f * neg
-        if noisy:
-            vp += e * pos * pos
-            vm += e * neg * neg
-    return zp, zm, vp, vm, conducting
-
-
 @njit(parallel=True, cache=True)
 def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, row_keys, lsb, full, lsb2, full2, out, over,
               peak):
@@ -95,9 +62,6 @@ def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, row_keys, l
         tile_sum = np.zeros((rows, digits, N), dtype=np.float32)
         zp, zm = np.empty(N, dtype=np.float32), np.empty(N, dtype=np.float32)
         vp, vm = np.zeros(N, dtype=np.float32), np.zeros(N, dtype=np.float32)
-        w1 = np.empty(K if N == 1 else 0, dtype=np.int64)
-        for k in range(w1.shape[0]):
-            w1[k] = np.int64(w_pos[g, k, 0] - w_neg[g, k, 0])
         for t in range(T):
             for i in range(rows):
                 for p in range(digits):
@@ -106,13 +70,8 @@ def _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, rtn, key, row_keys, l
                     if noisy:
                         vp[:] = 0
                         vm[:] = 0
-                    if N == 1:
-                        zp[0], zm[0], vp[0], vm[0], conducting = _column_pair(
-                            dig[i, p], w1, chi, t * kt, min(K, (t + 1) * kt), noisy)
-                        kk_end = t * kt  # the general loop below does nothing
-                    else:
-                        conducting, kk_end = 0, min(K, (t + 1) * kt)
-                    for kk in range(t * kt, kk_end):
+                    conducting = 0
+                    for kk in range(t * kt, min(K, (t + 1) * kt)):
                         d = dig[i, p, kk]
                         if d == 0:  # no resistor conducts in this row
                             continue
@@ -174,19 +133,24 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     lsb2, full2 = coarse if coarse is not None else (np.zeros_like(lsb), np.zeros_like(full))
     tied = rtn <= 0 and lsb.size and lsb.flat[0] > 0  # noise-free and converted: ties draw coins per row
     row_keys = _row_keys(x, np.uint64(key)) if tied else np.zeros(x.shape[:2], dtype=np.uint64)
-    int8 = x.shape[0] == 1 and kt >= _INT8_MIN_TILE and w.size and np.abs(w).max() <= 127 and energy.max() <= 127
-    T = -(-x.shape[-1] // kt)
-    tasks = x.shape[1] if int8 else x.shape[0] * -(-x.shape[1] // _ROWS)  # rows or parallel tasks: one peak each
+    G, M, K = x.shape
+    N, T = w.shape[-1], -(-K // kt)
+    one = N == 1  # one output per row: lanes across rows (`onecolumn`)
+    int8 = not one and G == 1 and kt >= _INT8_MIN_TILE and w.size and np.abs(w).max() <= 127 and energy.max() <= 127
+    tasks = M if int8 else -(-G * M // _LANES) if one else G * -(-M // _ROWS)  # one peak and count each
     peak = np.zeros((tasks if peaks is not None else 0, T, digits), dtype=np.float32)
+    count = np.zeros(tasks, dtype=np.int64)
     if int8:
-        over = _int8_path(x, w, chi, b, digits, kt, copies, rtn, key, row_keys, lsb, full, lsb2, full2, out, peak)
+        count[0] = _int8_path(x, w, chi, b, digits, kt, copies, rtn, key, row_keys, lsb, full, lsb2, full2, out, peak)
+    elif one:
+        w1 = np.repeat(w[..., 0] * np.float32(copies), M, axis=0)  # row g·M + m's column
+        _one_column(x.reshape(G * M, K), w1, M, chi, b, digits, kt, np.float32(rtn), np.uint64(key),
+                    row_keys.reshape(-1), lsb, full, lsb2, full2, out.reshape(-1), count, peak)
     else:
         w = w * copies
-        w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
-        count = np.zeros(tasks, dtype=np.int64)
-        _crossbar(x, w_pos, w_neg, energy, chi, b, digits, kt, np.float32(rtn),
+        _crossbar(x, np.maximum(w, 0), np.maximum(-w, 0), energy, chi, b, digits, kt, np.float32(rtn),
                   np.uint64(key), row_keys, lsb, full, lsb2, full2, out, count, peak)
-        over = int(count.sum())
+    over = int(count.sum())
     if peaks is not None:
         peaks[:] = peak.max(axis=0, initial=0)
     return out, over

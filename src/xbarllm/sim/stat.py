@@ -38,6 +38,7 @@ from xbarllm.sim.config import SimConfig
 from xbarllm.sim.crossbar import tiles_and_steps, xbar_matmul
 from xbarllm.sim.encoding import cell_energy, encode
 from xbarllm.sim.kernel import use_torch_threads
+from xbarllm.sim.quant import largest_magnitude
 from xbarllm.sim.rng import _GAMMA, _from_bits, _mix, _normal_pair
 
 
@@ -58,17 +59,21 @@ def digit_tables(s: int, digits: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @njit(parallel=True, cache=True)
-def _planes(x, half, energy16, words, unit, kt, e16, adc):
-    """One pass over the activations: e16 = bfloat16 bits of each element's RTN weight, and adc[g, m] = the ADC
+def _planes(x, half, energy16, words, unit, kt, w2, e16, adc, rtn):
+    """One pass over the activations: e16 = bfloat16 bits of each element's RTN weight; adc[g, m] = the ADC
     rounding variance of row m, Σ over tiles t and digits p of 2·(1 - 2^-c)·unit[t, p], c the slice's non-zero
-    digits (counted by summing `words`; a tile holds under 2^16 elements)."""
+    digits (counted by summing `words`; a tile holds under 2^16 elements); and rtn[g, m] = Σ_k e_k·w2[g, k], the
+    row's RTN variance summed over its outputs (w2: Σ_n w², in float64) before the factor rtn_e²."""
     G, M, K = x.shape
     T, D = unit.shape
     for gm in prange(G * M):
         g, m = gm // M, gm % M
-        total = 0.0
+        total = var = 0.0
         for k in range(K):
-            e16[g, m, k] = energy16[np.int64(x[g, m, k]) + half]
+            e = energy16[np.int64(x[g, m, k]) + half]
+            e16[g, m, k] = e
+            var += np.float64(_from_bits(np.int32(e) << 16)) * w2[g, k]
+        rtn[g, m] = var
         for t in range(T):
             for j in range(words.shape[0]):
                 c = np.int64(0)
@@ -104,7 +109,7 @@ def _exact(x: torch.Tensor, w: torch.Tensor, wm: float) -> torch.Tensor:
     """The integer product of integer-valued float tensors, exactly: int8 GEMMs when w (max |w| = wm) fits in int8
     (one for |x| <= 127, two for |x| <= 8191 as x = 128·hi + lo), float32 while every sum stays below 2^24, else
     float64."""
-    xm = float(x.abs().max()) if x.numel() else 0.0
+    xm = largest_magnitude(x)
     if x.shape[0] == 1 and xm <= 8191 and wm <= 127:
         w8 = w[0].to(torch.int8)
         if xm <= 127:
@@ -136,14 +141,16 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     exact = torch.where(lsb.double() % 2 == 0, 2.0, -1.0) / r**2
     unit = (step if cfg.rtn else step + exact).clamp(min=0) / 12 * base(cfg.encoding_s) ** (2 * torch.arange(D))
     e16, adc = torch.empty((G, M, K), dtype=torch.bfloat16), torch.empty(G, M)
+    rtn = torch.empty(G, M, dtype=torch.float64)
     use_torch_threads()
     energy16 = energy.to(torch.bfloat16).view(torch.int16).numpy()
-    _planes(x.contiguous().numpy(), (len(energy) - 1) // 2, energy16, words.numpy(), unit.numpy(), kt,
-            e16.view(torch.int16).numpy(), adc.numpy())
-    var = e16 @ (w * w).to(torch.bfloat16) if cfg.rtn else torch.zeros((G, M, N), dtype=torch.bfloat16)
+    w2 = (w * w).sum(-1, dtype=torch.float64) if cfg.rtn else torch.zeros(G, K, dtype=torch.float64)
+    _planes(x.contiguous().numpy(), (len(energy) - 1) // 2, energy16, words.numpy(), unit.numpy(), kt, w2.numpy(),
+            e16.view(torch.int16).numpy(), adc.numpy(), rtn.numpy())
     rounding = float(adc.sum(dtype=torch.float64)) * N  # without noise all of the error, where there is any
-    if rounding > cfg.stat_max_adc_share * (cfg.rtn_element**2 * float(var.sum(dtype=torch.float64)) + rounding):
+    if rounding > cfg.stat_max_adc_share * (cfg.rtn_element**2 * float(rtn.sum()) + rounding):
         return xbar_matmul(x, w, cfg, gen, x_max, fullscale, stats=stats).float()
+    var = e16 @ (w * w).to(torch.bfloat16) if cfg.rtn else torch.zeros((G, M, N), dtype=torch.bfloat16)
     exact = _exact(x, w, w_max / r)
     key = int(torch.randint(0, 2**62, (), generator=gen))
     out = torch.empty(G, M, N)
