@@ -144,13 +144,14 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     rtn = torch.empty(G, M, dtype=torch.float64)
     use_torch_threads()
     energy16 = energy.to(torch.bfloat16).view(torch.int16).numpy()
-    w2 = (w * w).sum(-1, dtype=torch.float64) if cfg.rtn else torch.zeros(G, K, dtype=torch.float64)
+    w_sq = w * w if cfg.rtn else None
+    w2 = w_sq.sum(-1, dtype=torch.float64) if cfg.rtn else torch.zeros(G, K, dtype=torch.float64)
     _planes(x.contiguous().numpy(), (len(energy) - 1) // 2, energy16, words.numpy(), unit.numpy(), kt, w2.numpy(),
             e16.view(torch.int16).numpy(), adc.numpy(), rtn.numpy())
     rounding = float(adc.sum(dtype=torch.float64)) * N  # without noise all of the error, where there is any
     if rounding > cfg.stat_max_adc_share * (cfg.rtn_element**2 * float(rtn.sum()) + rounding):
         return xbar_matmul(x, w, cfg, gen, x_max, fullscale, stats=stats).float()
-    var = e16 @ (w * w).to(torch.bfloat16) if cfg.rtn else torch.zeros((G, M, N), dtype=torch.bfloat16)
+    var = e16 @ w_sq.to(torch.bfloat16) if cfg.rtn else torch.zeros((G, M, N), dtype=torch.bfloat16)
     exact = _exact(x, w, w_max / r)
     key = int(torch.randint(0, 2**62, (), generator=gen))
     out = torch.empty(G, M, N)
