@@ -578,3 +578,25 @@ def test_numba_caches_are_dropped_when_any_numba_module_of_the_package_changes(t
     assert not drop_stale_numba_caches(tmp_path) and all(f.exists() for f in files)
     (tmp_path / "c.py").write_text("import numba\n")  # another numba module of the package changes
     assert drop_stale_numba_caches(tmp_path) and not any(f.exists() for f in files)
+
+
+@pytest.mark.parametrize("preset", [None, "+avx2"])
+def test_numba_targets_512_bit_vectors_on_avx512_hosts_unless_told_otherwise(preset):
+    # Importing xbarllm.sim in a fresh process sets numba's target features (before its first function); a
+    # NUMBA_CPU_FEATURES of the user's own is kept.
+    import os
+
+    import llvmlite.binding as ll
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CPU_FEATURES"}
+    if preset:
+        env["NUMBA_CPU_FEATURES"] = preset
+    probe = ("import xbarllm.sim.rng\nfrom numba.core import registry\n"
+             "print(registry.cpu_target.target_context.codegen()._tm_features)")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    features = out.stdout.strip()
+    if preset:
+        assert features == preset
+    else:
+        wide = bool(ll.get_host_cpu_features().get("avx512f"))
+        assert features.endswith(",-prefer-256-bit") == wide
