@@ -19,12 +19,6 @@ _LANES = 128  # rows per parallel task
 
 
 @njit(inline="always")
-def _halves(s, d):
-    """(s + d)/2 and (s - d)/2 in float32 for exact integer sums whose s ± d are even (as 2z± and 2v± are)."""
-    return np.float32((s + d) >> 1), np.float32((s - d) >> 1)
-
-
-@njit(inline="always")
 def _column_pair(d, w, chi, lo, hi, noisy):
     """(z⁺, z⁻, v⁺, v⁻, conducting digits) of one output column for digits d[lo:hi] and integer weights w, as
     exact integers: z± = (|d|·|w| ± d·w)/2 and v± = (e·w² ± e·sgn d·w|w|)/2, e = `_rtn_weight`(|d|, chi).
@@ -43,9 +37,8 @@ def _column_pair(d, w, chi, lo, hi, noisy):
             vd += (e if v > 0 else -e) * c * m
         conducting += a != 0
     if max(sa, va) <= 1 << 24:
-        zp, zm = _halves(sa, sd)
-        vp, vm = _halves(va, vd)
-        return zp, zm, vp, vm, conducting
+        return (np.float32((sa + sd) >> 1), np.float32((sa - sd) >> 1), np.float32((va + vd) >> 1),
+                np.float32((va - vd) >> 1), conducting)
     zero = zp = zm = vp = vm = np.float32(0)
     for k in range(lo, hi):
         v, c = d[k], np.float32(w[k])
