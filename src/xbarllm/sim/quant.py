@@ -41,8 +41,8 @@ def quantize(x: torch.Tensor, bits: int, dim: int) -> tuple[torch.Tensor, torch.
     top = 2 ** (bits - 1) - 1
     if x.dtype == torch.float32 and x.numel():
         rows = x.transpose(dim, -1)
-        flat = rows.reshape(-1, rows.shape[-1])  # a view if the slices are contiguous, else a copy
-        q, scale = torch.empty_like(flat), torch.empty(flat.shape[0])
+        flat = rows.reshape(-1, rows.shape[-1]).contiguous()  # a view if the slices are contiguous, else a copy
+        q, scale = torch.empty(flat.shape), torch.empty(flat.shape[0])
         _quantize_rows(flat.numpy(), np.float32(top), q.numpy(), scale.numpy())
         q, scale = q.view(rows.shape).transpose(dim, -1), scale.view(*rows.shape[:-1], 1).transpose(dim, -1)
         # contiguous x gives contiguous q, as torch's operations do (a bfloat16 GEMM rounds by its operands' layout)
