@@ -147,7 +147,8 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     use_torch_threads()
     energy16 = energy.to(torch.bfloat16).view(torch.int16).numpy()
     w_sq = w * w if cfg.rtn else None
-    w2 = w_sq.sum(-1, dtype=torch.float64) if cfg.rtn else torch.zeros(G, K, dtype=torch.float64)
+    # Σ_n w² summed in float32 (0.03 ms against 0.29 ms in float64 for 384×1536): it only weighs the hand-over
+    w2 = w_sq.sum(-1).double() if cfg.rtn else torch.zeros(G, K, dtype=torch.float64)
     _planes(x.contiguous().numpy(), (len(energy) - 1) // 2, energy16, words.numpy(), unit.numpy(), kt, w2.numpy(),
             e16.view(torch.int16).numpy(), adc.numpy(), rtn.numpy())
     rounding = float(adc.sum(dtype=torch.float64)) * N  # without noise all of the error, where there is any
