@@ -459,6 +459,9 @@ def test_quantize_kernel_equals_the_torch_operations(shape, dim, bits, log10_pea
     assert q.shape == ref_q.shape and scale.shape == ref_scale.shape
     assert torch.equal(q, ref_q) and torch.equal(scale.isnan(), ref_scale.isnan())
     assert torch.equal(scale.nan_to_num(-1.0), ref_scale.nan_to_num(-1.0))
+    if special is None:  # an input that requires grad keeps a differentiable scale, with the same values
+        q_grad, scale_grad = quantize(x.detach().requires_grad_(), bits, dim)
+        assert scale_grad.requires_grad and torch.equal(q_grad, q) and torch.equal(scale_grad.detach(), scale)
 
 
 def test_softmax_of_one_very_negative_score_is_one():

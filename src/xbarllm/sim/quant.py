@@ -36,10 +36,11 @@ def quantize(x: torch.Tensor, bits: int, dim: int) -> tuple[torch.Tensor, torch.
     Any non-zero peak sets its slice's scale, however small: a softmax row of EXP values near 1e-16 keeps its
     127 (a floor on the scale would zero it, and the softmax would divide 0 by 0). An all-zero slice gets scale 1.
     A slice holding inf or NaN (an overflowed EXP, say) quantises to zeros with a NaN scale, so the products it
-    enters come out NaN instead of stopping the run. float32 runs in one numba kernel (a slice along `dim` that
-    is not contiguous is copied first), bit for bit as the torch operations that other dtypes take."""
+    enters come out NaN instead of stopping the run. float32 without autograd runs in one numba kernel (a slice
+    along `dim` that is not contiguous is copied first), bit for bit as the torch operations that other dtypes and
+    inputs that require grad (scale stays differentiable) take."""
     top = 2 ** (bits - 1) - 1
-    if x.dtype == torch.float32 and x.numel():
+    if x.dtype == torch.float32 and x.numel() and not x.requires_grad:
         rows = x.transpose(dim, -1)
         flat = rows.reshape(-1, rows.shape[-1]).contiguous()  # a view if the slices are contiguous, else a copy
         q, scale = torch.empty(flat.shape), torch.empty(flat.shape[0])
