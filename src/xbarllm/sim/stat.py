@@ -65,7 +65,7 @@ def _planes(x, half, energy16, words, unit, kt, w2, e16, adc, rtn):
     """One pass over the activations: e16 = bfloat16 bits of each element's RTN weight; adc[g, m] = the ADC
     rounding variance of row m, Σ over tiles t and digits p of 2·(1 - 2^-c)·unit[t, p], c the slice's non-zero
     digits (counted by summing `words`; a tile holds under 2^16 elements); and rtn[g, m] = Σ_k e_k·w2[g, k], the
-    row's RTN variance summed over its outputs (w2: Σ_n w², in float64) before the factor rtn_e²."""
+    row's RTN variance summed over its outputs (w2: Σ_n w² per input row, float64) before the factor rtn_e²."""
     G, M, K = x.shape
     T, D = unit.shape
     for gm in prange(G * M):
