@@ -46,9 +46,10 @@ def adc_lsb(cfg: SimConfig, k_tile: int, w_max: int, digits: int,
 
 
 def tiles_and_steps(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, x_max: int | None = None,
-                    fullscale: list | None = None) -> tuple[int, int, torch.Tensor, int]:
+                    fullscale: list | None = None) -> tuple[int, int, torch.Tensor, int, float]:
     """(elements per tile kt, digit count D, ADC step per tile and digit (T, D) float32 in unit products of
-    the copies' summed weights (all 0 without an ADC), their largest |weight| r·max|w|) for (G, M, K) @ (G, K, N).
+    the copies' summed weights (all 0 without an ADC), their largest |weight| r·max|w|, max|x|) for
+    (G, M, K) @ (G, K, N).
 
     `x_max` bounds |x| (default 2^(act_bits-1)-1) and sets D; `fullscale` is as in `adc_lsb`; tiles beyond
     those calibrated (a longer K) take the coarsest calibrated step."""
@@ -67,7 +68,7 @@ def tiles_and_steps(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, x_max: int
         lsb = lsb.expand(T, D)
     else:
         lsb = torch.cat([lsb, lsb.amax(0, keepdim=True).expand(max(0, T - len(lsb)), D)])[:T]
-    return kt, D, lsb.float().contiguous(), w_max
+    return kt, D, lsb.float().contiguous(), w_max, x_top
 
 
 def _column_quantiles(x: torch.Tensor, w: torch.Tensor, s: int, kt: int, D: int, q: float) -> list:
@@ -104,7 +105,7 @@ def xbar_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     G, M, _ = x.shape
     N = w.shape[-1]
     s, r = cfg.encoding_s, cfg.copies
-    kt, D, lsb, w_max = tiles_and_steps(x, w, cfg, x_max, fullscale)
+    kt, D, lsb, w_max, _ = tiles_and_steps(x, w, cfg, x_max, fullscale)
     T = lsb.shape[0]
     full = lsb * (2**cfg.adc_bits - 1) if cfg.adc_bits is not None else lsb
     peaks = None

@@ -17,6 +17,22 @@ from xbarllm.sim.quant import quantize
 from xbarllm.sim.stat import stat_matmul
 
 CROSSBAR_MODES = ("xbar", "xbar_stat")  # products quantised and sent through the computation crossbar
+Operand = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # a float operand, or its (integers, scales)
+
+
+def _rescaled(y: torch.Tensor, *scales: torch.Tensor) -> torch.Tensor:
+    """y times each scale in turn; in place while autograd is off (y is a product's fresh output), which saves
+    a pass over memory per factor."""
+    for s in scales:
+        y = y.mul_(s) if not torch.is_grad_enabled() else y * s
+    return y
+
+
+def _biased(y: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """y + bias (in place while autograd is off, as `_rescaled`)."""
+    if bias is None:
+        return y
+    return y.add_(bias) if not torch.is_grad_enabled() else y + bias
 
 
 def rtn_error(x: torch.Tensor, y: torch.Tensor, rtn: float, gen: torch.Generator) -> torch.Tensor:
@@ -61,15 +77,32 @@ class Products:
         """Float x @ y plus the RTN model's error (see `rtn_error`) without quantisation, digits or ADC."""
         return x @ y + rtn_error(x, y, self.cfg.rtn_element, self.gen) if self.cfg.rtn else x @ y
 
-    def product(self, x: torch.Tensor, y: torch.Tensor, site: str) -> torch.Tensor:
-        """Float (G, M, K) @ (G, K, N) with per-row X and per-column Y scales (both operands quantised)."""
+    @property
+    def quantises(self) -> bool:
+        """Whether products take quantised operands (every mode but fp32 and analog)."""
+        return self.cfg.mode not in ("fp32", "analog")
+
+    def rows(self, x: torch.Tensor) -> Operand:
+        """x (G, M, K) as `product`'s X: quantised per row, once for several products, if this mode quantises."""
+        return quantize(x, self.cfg.act_bits, dim=-1) if self.quantises else x
+
+    def ones(self, groups: int, k: int) -> Operand:
+        """A ones column per group (G, K, 1), as `product`'s Y (quantised if this mode quantises)."""
+        if not self.quantises:
+            return torch.ones(groups, k, 1)
+        q, s = quantize(torch.ones(1, k, 1), self.cfg.weight_bits, dim=-2)
+        return q.expand(groups, k, 1), s.expand(groups, 1, 1)
+
+    def product(self, x: Operand, y: Operand, site: str) -> torch.Tensor:
+        """Float (G, M, K) @ (G, K, N) with per-row X and per-column Y scales (both operands quantised, unless
+        given as (integers, scales) already)."""
         if self.cfg.mode == "fp32":
             return x @ y
         if self.cfg.mode == "analog":
             return self.analog(x, y)
-        xq, sx = quantize(x, self.cfg.act_bits, dim=-1)
-        yq, sy = quantize(y, self.cfg.weight_bits, dim=-2)
-        return self.matmul(xq, yq, site) * sx * sy
+        xq, sx = x if isinstance(x, tuple) else quantize(x, self.cfg.act_bits, dim=-1)
+        yq, sy = y if isinstance(y, tuple) else quantize(y, self.cfg.weight_bits, dim=-2)
+        return _rescaled(self.matmul(xq, yq, site), sx, sy)
 
     def calibrate(self, run) -> None:
         """Set each site's ADC full scale to the largest column sum seen while `run()` executes: per digit
@@ -144,9 +177,8 @@ class XbarLinear(nn.Module):
         if self.in_scale is not None:
             x = x / self.in_scale
         xq, sx = quantize(x.reshape(1, -1, x.shape[-1]), self.chip.cfg.act_bits, dim=-1)
-        y = self.chip.matmul(xq, self.wq.unsqueeze(0), self.site) * sx * self.w_scale
-        y = y.reshape(*lead, self.out_features)
-        return y + self.bias if self.bias is not None else y
+        y = _rescaled(self.chip.matmul(xq, self.wq.unsqueeze(0), self.site), sx, self.w_scale)
+        return _biased(y.reshape(*lead, self.out_features), self.bias)
 
 
 class XbarNorm(nn.Module):
@@ -167,11 +199,15 @@ class XbarNorm(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         lead, m = u.shape[:-1], u.shape[-1]
         rows = u.reshape(-1, 1, m).float()  # one session per token: G = tokens, M = 1
-        sq = self.chip.product(rows, rows.transpose(1, 2), f"{self.site}.meansq") / m  # row·rowᵀ
+        x, y = self.chip.rows(rows), rows.transpose(1, 2)  # the row quantised once, for both statistics
+        cfg = self.chip.cfg
+        if isinstance(x, tuple) and cfg.weight_bits == cfg.act_bits:  # Y = Xᵀ, quantised alike
+            y = (x[0].transpose(1, 2), x[1].transpose(1, 2))
+        sq = self.chip.product(x, y, f"{self.site}.meansq") / m  # row·rowᵀ
         if self.rms:
             mean = torch.zeros_like(sq)
         else:
-            mean = self.chip.product(rows, torch.ones(rows.shape[0], m, 1), f"{self.site}.mean") / m  # row·1
+            mean = self.chip.product(x, self.chip.ones(rows.shape[0], m), f"{self.site}.mean") / m  # row·1
         var = (sq - mean.square()).clamp(min=0)
         out = (rows - mean) / torch.sqrt(var + self.eps)
         out = out.reshape(*lead, m) * self.weight
@@ -198,7 +234,8 @@ def xbar_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, va
     e = torch.exp(s)  # F = EXP, fused into Q·Kᵀ
     chip.exp_calls += 1
     chip.exp_overflows += int((~torch.isfinite(e)).any().item())
-    rowsum = chip.product(e, torch.ones(B * H, e.shape[-1], 1), f"{site}.rowsum")  # EXP(S)·1
+    e = chip.rows(e)  # quantised once, for both products
+    rowsum = chip.product(e, chip.ones(B * H, s.shape[-1]), f"{site}.rowsum")  # EXP(S)·1
     out = chip.product(e, v, f"{site}.sv") / rowsum  # F = divide by the row sum
     return out.reshape(B, H, L, hd).transpose(1, 2).contiguous().to(query.dtype), None
 

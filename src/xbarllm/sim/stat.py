@@ -40,7 +40,6 @@ from xbarllm.sim.config import SimConfig
 from xbarllm.sim.crossbar import tiles_and_steps, xbar_matmul
 from xbarllm.sim.encoding import cell_energy, encode
 from xbarllm.sim.kernel import use_torch_threads
-from xbarllm.sim.quant import largest_magnitude
 from xbarllm.sim.rng import _GAMMA, _from_bits, _mix, _normal_pair
 
 
@@ -107,11 +106,10 @@ def _add_gaussian(exact, var16, adc, rtn2, key, out):
             out[g, m, N - 1] = exact[g, m, N - 1] + np.sqrt(rtn2 * v1 + a) * e1
 
 
-def _exact(x: torch.Tensor, w: torch.Tensor, wm: float) -> torch.Tensor:
-    """The integer product of integer-valued float tensors, exactly: int8 GEMMs when w (max |w| = wm) fits in int8
-    (one for |x| <= 127, two for |x| <= 8191 as x = 128·hi + lo), float32 while every sum stays below 2^24, else
-    float64."""
-    xm = largest_magnitude(x)
+def _exact(x: torch.Tensor, w: torch.Tensor, xm: float, wm: float) -> torch.Tensor:
+    """The integer product of integer-valued float tensors with max |x| = xm and max |w| = wm, exactly: int8 GEMMs
+    when w fits in int8 (one for |x| <= 127, two for |x| <= 8191 as x = 128·hi + lo), float32 while every sum stays
+    below 2^24, else float64."""
     if x.shape[0] == 1 and xm <= 8191 and wm <= 127:
         w8 = w[0].to(torch.int8)
         if xm <= 127:
@@ -131,10 +129,10 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     G, M, K = x.shape
     N = w.shape[-1]
     x_max = x_max if x_max is not None else 2 ** (cfg.act_bits - 1) - 1
-    kt, D, lsb, w_max = tiles_and_steps(x, w, cfg, x_max, fullscale)
+    kt, D, lsb, w_max, x_top = tiles_and_steps(x, w, cfg, x_max, fullscale)
     r, columns = cfg.copies, G * M * lsb.shape[0] * D * N  # '+'/'-' column pairs converted
     if (cfg.rtn == 0 and cfg.adc_bits is None) or not x.numel() or not N:
-        return _counted(_exact(x, w, w_max / r).float(), stats, columns)
+        return _counted(_exact(x, w, x_top, w_max / r).float(), stats, columns)
     energy, words = digit_tables(cfg.encoding_s, D)  # tiles_and_steps checked that D digits hold every x
     step = (lsb.double() / r) ** 2 if cfg.adc_bits is not None else torch.zeros_like(lsb, dtype=torch.float64)
     # output units: the kernel's unit is the copies' summed weight, so steps are divided by r
@@ -155,7 +153,7 @@ def stat_matmul(x: torch.Tensor, w: torch.Tensor, cfg: SimConfig, gen: torch.Gen
     if rounding > cfg.stat_max_adc_share * (cfg.rtn_element**2 * float(rtn.sum()) + rounding):
         return xbar_matmul(x, w, cfg, gen, x_max, fullscale, stats=stats).float()
     var = e16 @ w_sq.to(torch.bfloat16) if cfg.rtn else torch.zeros((G, M, N), dtype=torch.bfloat16)
-    exact = _exact(x, w, w_max / r)
+    exact = _exact(x, w, x_top, w_max / r)
     key = int(torch.randint(0, 2**62, (), generator=gen))
     out = torch.empty(G, M, N)
     _add_gaussian(exact.contiguous().numpy(), var.view(torch.int16).numpy(), adc.numpy(),
