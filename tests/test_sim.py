@@ -422,6 +422,24 @@ def test_overflowed_rows_come_out_nan_instead_of_stopping_the_run():
     assert out[0, 1].isnan().all() and torch.isfinite(out[0, [0, 2, 3]]).all()
 
 
+@pytest.mark.parametrize("act_bits", [8, 6])
+def test_norm_statistics_from_a_row_quantised_once_match_quantising_each_operand(act_bits):
+    # XbarNorm quantises a row once (Y = Xᵀ's integers at equal bit widths) and takes a quantised ones column
+    # expanded over tokens; that must give, draw for draw, what quantising every operand of both products gives.
+    from xbarllm.sim.modules import Products, XbarNorm
+
+    u = torch.randn(5, 7, 96, generator=torch.Generator().manual_seed(3)) * 3
+    cfg = SimConfig(rtn=0.05, act_bits=act_bits, adc_policy="worst_case")
+    outs = []
+    for once in (True, False):
+        chip = Products(cfg)
+        if not once:
+            chip.rows, chip.ones = (lambda x: x), (lambda groups, k: torch.ones(groups, k, 1))
+        with torch.no_grad():
+            outs.append(XbarNorm(torch.nn.LayerNorm(96), chip, rms=False)(u))
+    assert torch.equal(outs[0], outs[1])
+
+
 @given(st.floats(-33, 30), st.integers(4, 16), st.integers(0, 2**31))  # scales stay float32-normal (> 1.2e-38)
 @settings(max_examples=60, deadline=None)
 def test_quantize_keeps_full_resolution_at_any_magnitude(log10_peak, bits, seed):
