@@ -77,6 +77,21 @@ def test_stsb_smoke_20_pairs_within_005_of_fp32():
     assert abs(stat - fp32) / 100 <= 0.05
 
 
+def test_sst2_probe_is_fitted_once_and_the_fp32_mode_scores_as_the_fp32_probe():
+    from xbarllm.eval import tasks
+
+    tasks._fp32_probe.cache_clear()
+
+    def fp32(model, calibrate):
+        install(model, SimConfig(mode="fp32")).calibrate(calibrate)
+
+    first = tasks.run_sst2(fp32, limit=40, train_rows=200)
+    second = tasks.run_sst2(fp32, limit=40, train_rows=200)
+    assert tasks._fp32_probe.cache_info().misses == 1 and tasks._fp32_probe.cache_info().hits == 1
+    assert first == second and first[0] == first[1]  # fp32 embeddings through the hooks: the probe's own score
+    tasks._fp32_probe.cache_clear()
+
+
 def test_perplexity_reports_each_window_and_matches_one_pass():
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -6,7 +6,9 @@ model and returns a calibration hook; the metric is computed on that model.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -74,20 +76,32 @@ def fit_probe(x: torch.Tensor, y: torch.Tensor, steps: int = 200) -> torch.nn.Li
     return probe
 
 
+def fp32_probe(train_rows: int = 10_000) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Linear]:
+    """(feature mean, feature std, logistic probe) fitted on fp32 MiniLM embeddings of a seed-0 sample of
+    `train_rows` SST-2 train sentences: computed once per process and data directory (about a minute here)."""
+    return _fp32_probe(data.data_dir(), train_rows)
+
+
+@functools.lru_cache(maxsize=2)
+def _fp32_probe(root: Path, train_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Linear]:
+    text, label = data.sst2("train", root)
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(text), generator=g)[:train_rows].tolist()
+    tok, ref = minilm()
+    x_train = embed(tok, ref, [text[i] for i in idx])
+    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
+    return mu, sd, fit_probe((x_train - mu) / sd, torch.tensor([label[i] for i in idx]))
+
+
 def run_sst2(prepare: Prepare, limit: int | None = None, train_rows: int = 10_000,
              progress: Progress = None) -> tuple[float, float]:
     """SST-2 dev accuracy (%) of a probe trained on fp32 embeddings of a seed-0 train sample.
 
     Returns (accuracy on this mode's embeddings, accuracy on fp32 embeddings).
     """
-    text, label = data.sst2("train")
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randperm(len(text), generator=g)[:train_rows].tolist()
-    tok, ref = minilm()
-    x_train = embed(tok, ref, [text[i] for i in idx])
-    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
-    probe = fit_probe((x_train - mu) / sd, torch.tensor([label[i] for i in idx]))
-    dev, y = data.sst2("dev")
+    root = data.data_dir()
+    mu, sd, probe = _fp32_probe(root, train_rows)  # as fp32_probe, under the same root as the dev set read below
+    dev, y = data.sst2("dev", root)
     if limit is not None:
         dev, y = dev[:limit], y[:limit]
     truth = torch.tensor(y)
@@ -96,9 +110,11 @@ def run_sst2(prepare: Prepare, limit: int | None = None, train_rows: int = 10_00
         with torch.no_grad():
             return 100 * float(((probe((x - mu) / sd).squeeze(1) > 0).long() == truth).float().mean())
 
+    tok, ref = minilm()
     fp32 = accuracy(embed(tok, ref, dev))
     _, model = minilm()
-    prepare(model, lambda: embed(tok, model, text[:64]))
+    calibration = data.sst2("train", root)[0][:64]
+    prepare(model, lambda: embed(tok, model, calibration))
     return accuracy(embed(tok, model, dev, progress=progress)), fp32
 
 
