@@ -422,6 +422,19 @@ def test_overflowed_rows_come_out_nan_instead_of_stopping_the_run():
     assert out[0, 1].isnan().all() and torch.isfinite(out[0, [0, 2, 3]]).all()
 
 
+@pytest.mark.parametrize("scale, overflows", [(1.0, 0), (40.0, 1)])
+def test_attention_counts_calls_whose_exp_overflows(scale, overflows):
+    from xbarllm.sim.modules import Products, xbar_attention
+
+    module = torch.nn.Module()
+    module.xbar_chip = Products(SimConfig(mode="fp32"))
+    q, k, v = torch.randn(3, 1, 2, 5, 8, generator=torch.Generator().manual_seed(0))
+    q[0, 0, 1] = scale  # scores up to 40² · 8 / √8 > 88, where float32 EXP overflows
+    k[0, 0, 2] = scale
+    xbar_attention(module, q, k, v, None)
+    assert (module.xbar_chip.exp_calls, module.xbar_chip.exp_overflows) == (1, overflows)
+
+
 @pytest.mark.parametrize("act_bits", [8, 6])
 def test_norm_statistics_from_a_row_quantised_once_match_quantising_each_operand(act_bits):
     # XbarNorm quantises a row once (Y = Xᵀ's integers at equal bit widths) and takes a quantised ones column

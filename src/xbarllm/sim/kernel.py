@@ -143,7 +143,7 @@ def crossbar(x: np.ndarray, w: np.ndarray, energy: np.ndarray, s: int, digits: i
     if int8:
         count[0] = _int8_path(x, w, chi, b, digits, kt, copies, rtn, key, row_keys, lsb, full, lsb2, full2, out, peak)
     elif one:
-        w1 = w[..., 0] * np.float32(copies)
+        w1 = w[..., 0] * np.float32(copies) if copies > 1 else np.ascontiguousarray(w[..., 0])  # read only
         w1 = np.repeat(w1, M, axis=0) if M > 1 else w1  # row g·M + m's column
         _one_column(x.reshape(G * M, K), w1, M, chi, b, digits, kt, np.float32(rtn), np.uint64(key),
                     row_keys.reshape(-1), lsb, full, lsb2, full2, out.reshape(-1), count, peak)
