@@ -3,6 +3,7 @@
 import json
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -230,8 +231,8 @@ def test_simulate_sweeps_whole_configs(monkeypatch, capsys):
             "2", "--json"]
     assert main(args) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["config"], r["rtn"]) for r in rows] == [("paper", "0"), ("paper", "0.05"), ("tile-q999", "0"),
-                                                      ("tile-q999", "0.05")]
+    assert [(r["config"], r["rtn"]) for r in rows] == [("paper", 0.0), ("paper", 0.05), ("tile-q999", 0.0),
+                                                      ("tile-q999", 0.05)]
     assert [(c.adc_policy, c.act_bits, c.rtn, c.seed) for c in run] == [
         ("calibrated", 8, 0.0, 2), ("calibrated", 8, 0.05, 2), ("calibrated_tile", 11, 0.0, 2),
         ("calibrated_tile", 11, 0.05, 2)]
@@ -263,7 +264,8 @@ def test_simulate_sweep_writes_a_tidy_table(tmp_path, capsys):
     code = main(["simulate", "all-minilm-l6-v2", "--limit", "8", "--sweep", "noise=0,0.05",
                  "--out", str(path), "--json"])
     rows = json.loads(capsys.readouterr().out)
-    assert code == 0 and [r["noise"] for r in rows] == ["0", "0.05"] and path.is_file()
+    assert code == 0 and [r["noise"] for r in rows] == [0.0, 0.05] and path.is_file()
+    assert pd.read_csv(path)["noise"].dtype == float  # swept values are typed, so the table filters by number
     # Two one-thread worker processes measure the same configurations to the same values, rows in sweep order.
     code = main(["simulate", "all-minilm-l6-v2", "--limit", "8", "--sweep", "noise=0,0.05", "--workers", "2",
                  "--out", str(path), "--json"])

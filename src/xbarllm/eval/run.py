@@ -6,6 +6,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from pydantic import ValidationError
@@ -100,13 +101,14 @@ def parse_sweep(items: list[str], extra: tuple[str, ...] = ()) -> dict[str, list
     return axes
 
 
-def grid(base: SimConfig, axes: dict[str, list[str]]) -> Iterator[tuple[dict[str, str], SimConfig]]:
-    """Every combination of the sweep axes applied to `base`, validated."""
+def grid(base: SimConfig, axes: dict[str, list[str]]) -> Iterator[tuple[dict[str, Any], SimConfig]]:
+    """Every combination of the sweep axes applied to `base`, validated: ({axis: value as the config holds it,
+    typed (e.g. noise 0.0001 as a float), so that result tables sort and filter by number}, config)."""
     names = list(axes)
     for combo in itertools.product(*(axes[n] for n in names)):
-        point = dict(zip(names, combo, strict=True))
-        update = {field: value for n, value in point.items() for field in AXES[n]}
+        update = {field: value for n, value in zip(names, combo, strict=True) for field in AXES[n]}
         try:
-            yield point, SimConfig.model_validate({**base.model_dump(), **update})
+            cfg = SimConfig.model_validate({**base.model_dump(), **update})
         except ValidationError as e:
             raise from_validation("--sweep", e) from None
+        yield {n: getattr(cfg, AXES[n][0]) for n in names}, cfg
