@@ -99,9 +99,8 @@ def run_sst2(prepare: Prepare, limit: int | None = None, train_rows: int = 10_00
 
     Returns (accuracy on this mode's embeddings, accuracy on fp32 embeddings).
     """
-    root = data.data_dir()
-    mu, sd, probe = _fp32_probe(root, train_rows)  # as fp32_probe, under the same root as the dev set read below
-    dev, y = data.sst2("dev", root)
+    mu, sd, probe = fp32_probe(train_rows)
+    dev, y = data.sst2("dev")
     if limit is not None:
         dev, y = dev[:limit], y[:limit]
     truth = torch.tensor(y)
@@ -113,7 +112,7 @@ def run_sst2(prepare: Prepare, limit: int | None = None, train_rows: int = 10_00
     tok, ref = minilm()
     fp32 = accuracy(embed(tok, ref, dev))
     _, model = minilm()
-    calibration = data.sst2("train", root)[0][:64]
+    calibration = data.sst2("train")[0][:64]
     prepare(model, lambda: embed(tok, model, calibration))
     return accuracy(embed(tok, model, dev, progress=progress)), fp32
 
