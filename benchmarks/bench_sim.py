@@ -81,8 +81,8 @@ def aihwkit_model(noise: float):
 class Reference:
     """fp32 MiniLM over the sentences, timed between the other runs."""
 
-    def __init__(self, tok, sentences: list[str]):
-        self.tok, self.model, self.sentences = tok, minilm()[1], sentences
+    def __init__(self, tok, model, sentences: list[str]):
+        self.tok, self.model, self.sentences = tok, model, sentences
         embed(tok, self.model, sentences[:8])  # warm up
         self.last, self.emb = timed(lambda: embed(tok, self.model, sentences))
 
@@ -119,8 +119,8 @@ def main() -> int:
     if args.limit:
         a, b, gold = a[: args.limit], b[: args.limit], gold[: args.limit]
     sentences = a + b
-    tok = minilm()[0]
-    ref = Reference(tok, sentences)
+    tok, model = minilm()
+    ref = Reference(tok, model, sentences)
     print(f"sentences {len(sentences)}: fp32 {ref.last:.2f} s (Spearman {score(ref.emb, gold):.2f})", flush=True)
 
     def chip(cfg: SimConfig):
